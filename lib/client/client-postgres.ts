@@ -1,0 +1,189 @@
+import { Logger } from '@nestjs/common';
+import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { Subscription } from 'rxjs';
+import { PostgresStatus, type PostgresClientEvents } from '../events/postgres.events.js';
+import { acquireListener, type ListenerLease } from '../listener/index.js';
+import { migrate } from '../migrate/migrate.js';
+import type { ClientPostgresOptions } from '../options/client-options.interface.js';
+import {
+  resolveClientOptions,
+  type ResolvedClientOptions,
+} from '../options/resolve-client-options.js';
+import { NO_MESSAGE_HANDLER } from '../postgres.constants.js';
+import { statusOf } from '../server/status-of.js';
+import { messageQueries, type MessageQueries } from '../sql/message.queries.js';
+import { currentTransaction, type ActiveTransaction } from '../transaction/active-transaction.js';
+import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
+import { encodeOutgoing } from './outgoing-message.js';
+import { ReplyInbox } from './reply-inbox.js';
+
+/** Result of one emit: how many groups subscribe to the pattern, and which got a new row. */
+export interface EmitResult {
+  readonly subscribers: number;
+  readonly inserted: string[];
+}
+
+/**
+ * A Nest ClientProxy that writes messages as rows. `emit` inserts one row per subscribed group,
+ * idempotently, inside the ambient transaction when there is one; `send` inserts a request for
+ * the serving group and waits for the reply row in this client's inbox.
+ */
+export class ClientPostgres extends ClientProxy<PostgresClientEvents, PostgresStatus> {
+  protected readonly logger = new Logger(ClientPostgres.name);
+  private readonly options: ResolvedClientOptions;
+  private readonly queries: MessageQueries;
+  private readonly notifier: WakeupNotifier;
+  private readonly inbox: ReplyInbox;
+  private readonly subscriptions = new Subscription();
+  private readonly unsubscribedPatterns = new Set<string>();
+  private connection: Promise<void> | undefined;
+  private lease: ListenerLease | undefined;
+
+  constructor(options: ClientPostgresOptions) {
+    super();
+    this.options = resolveClientOptions(options);
+    const { connection } = this.options;
+    this.queries = messageQueries(connection.schema);
+    this.notifier = new WakeupNotifier(connection.pool, connection.channel);
+    this.inbox = new ReplyInbox({
+      address: `reply:${randomUUID()}`,
+      pool: connection.pool,
+      queries: this.queries,
+      pollIntervalMs: this.options.replyPollIntervalMs,
+      deserialize: (packet) => this.deserializer.deserialize(packet),
+    });
+    this.initializeSerializer(options);
+    this.initializeDeserializer(options);
+  }
+
+  /** Migrates (unless turned off) and starts listening for replies. Idempotent. */
+  connect(): Promise<void> {
+    this.connection ??= this.open().catch((error) => {
+      this.connection = undefined;
+      throw error;
+    });
+    return this.connection;
+  }
+
+  /** Fails pending requests, stops listening and ends the pool if the client created it. */
+  async close(): Promise<void> {
+    this.subscriptions.unsubscribe();
+    await this.inbox.close();
+    await this.notifier.drain();
+    await this.lease?.release();
+    this.lease = undefined;
+    if (this.connection && this.options.connection.ownsPool) {
+      await this.options.connection.pool().end();
+    }
+    this.connection = undefined;
+    this._status$.next(PostgresStatus.CLOSED);
+  }
+
+  /** The pg.Pool this client writes through. */
+  unwrap<T = pg.Pool>(): T {
+    return this.options.connection.pool() as T;
+  }
+
+  /**
+   * Emits and resolves with what was written; the Observable returned by `emit` resolves with
+   * the same value. Use this from code that prefers a Promise.
+   */
+  protected async dispatchEvent<T = EmitResult>(packet: ReadPacket): Promise<T> {
+    const pattern = this.normalizePattern(packet.pattern);
+    const message = encodeOutgoing(
+      pattern,
+      packet,
+      (p) => this.serializer.serialize(p),
+      this.options.maxPayloadBytes,
+    );
+    const values = [message.pattern, message.idempotencyKey, message.payload];
+    const transaction = this.joinableTransaction();
+    let result: EmitResult;
+    if (transaction) {
+      const write = transaction.client.query<EmitResult>(this.queries.insertEvent, values);
+      transaction.track(write);
+      result = (await write).rows[0];
+      transaction.afterCommit(() => this.wake(pattern, result.inserted));
+    } else {
+      result = (
+        await this.options.connection.pool().query<EmitResult>(this.queries.insertEvent, values)
+      ).rows[0];
+      this.wake(pattern, result.inserted);
+    }
+    if (result.subscribers === 0) this.reportUnsubscribed(pattern);
+    return result as T;
+  }
+
+  protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    const withId = this.assignPacketId(packet);
+    const pattern = this.normalizePattern(packet.pattern);
+    let message;
+    try {
+      message = encodeOutgoing(
+        pattern,
+        withId,
+        (p) => this.serializer.serialize(p),
+        this.options.maxPayloadBytes,
+      );
+    } catch (error) {
+      callback({ err: error, isDisposed: true });
+      return () => undefined;
+    }
+    const id = withId.id;
+    this.inbox.expect(id, pattern, this.options.replyTimeoutMs, callback);
+    // A request always commits on its own: its reply can only come after the commit.
+    this.options.connection
+      .pool()
+      .query<{ recipient: string }>(this.queries.insertRequest, [
+        pattern,
+        id,
+        message.payload,
+        this.inbox.address,
+        this.options.replyTimeoutMs,
+      ])
+      .then(({ rows }) => {
+        if (rows.length === 0) {
+          this.inbox.resolve(id, { err: NO_MESSAGE_HANDLER, isDisposed: true });
+        } else {
+          this.notifier.wake(rows.map(({ recipient }) => ({ recipient, pattern })));
+        }
+      })
+      .catch((error: unknown) => this.inbox.resolve(id, { err: error, isDisposed: true }));
+    return () => this.inbox.forget(id);
+  }
+
+  private async open(): Promise<void> {
+    const { connection } = this.options;
+    if (connection.migrationsRun)
+      await migrate(connection.pool(), { schema: connection.schemaName });
+    this.lease ??= acquireListener({ ...connection.listener, logger: this.logger });
+    const { listener } = this.lease;
+    this.subscriptions.add(this.inbox.listen(listener, connection.channel));
+    this.subscriptions.add(
+      listener.state$.subscribe((status) => this._status$.next(statusOf(status.state))),
+    );
+  }
+
+  private joinableTransaction(): ActiveTransaction | undefined {
+    const transaction = currentTransaction();
+    return transaction && transaction.target === this.options.connection.target
+      ? transaction
+      : undefined;
+  }
+
+  private wake(pattern: string, recipients: string[]): void {
+    if (recipients.length > 0)
+      this.notifier.wake(recipients.map((recipient) => ({ recipient, pattern })));
+  }
+
+  private reportUnsubscribed(pattern: string): void {
+    if (this.unsubscribedPatterns.has(pattern)) return;
+    this.unsubscribedPatterns.add(pattern);
+    this.logger.warn(
+      `No group subscribes to "${pattern}", so the event was not stored. Start a ServerPostgres ` +
+        `with a handler for it once; from then on its events wait for it.`,
+    );
+  }
+}

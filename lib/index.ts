@@ -1,0 +1,24 @@
+export { POSTGRES_TRANSPORT, POSTGRES_POOL } from './postgres.constants.js';
+export { PostgresTransportModule } from './postgres-transport.module.js';
+export type { PostgresTransportModuleOptions } from './postgres-transport.module-definition.js';
+export { PostgresTransport } from './postgres-transport.service.js';
+export { ServerPostgres } from './server/server-postgres.js';
+export { ClientPostgres, type EmitResult } from './client/client-postgres.js';
+export {
+  PostgresRecord,
+  PostgresRecordBuilder,
+  type PostgresRecordOptions,
+} from './client/postgres.record.js';
+export { PostgresContext, type PostgresMessageInfo } from './ctx-host/postgres.context.js';
+export {
+  PostgresStatus,
+  type DeadLetterEvent,
+  type PostgresClientEvents,
+  type PostgresServerEvents,
+} from './events/postgres.events.js';
+export type { PostgresConnectionOptions } from './options/connection-options.interface.js';
+export type { ServerPostgresOptions } from './options/server-options.interface.js';
+export type { ClientPostgresOptions } from './options/client-options.interface.js';
+export { migrate, type MigrateOptions, type MigrateResult } from './migrate/migrate.js';
+export * from './errors/index.js';
+export * from './listener/index.js';

@@ -1,0 +1,33 @@
+import type pg from 'pg';
+import type { PostgresListenerOptions } from '../listener/index.js';
+
+/** Where the transport's tables live and how to reach them. Shared by module, server and client. */
+export interface PostgresConnectionOptions {
+  /** `postgres://` URL of the database. Give exactly one of connectionString, pool or poolConfig. */
+  connectionString?: string;
+  /** An existing pool. The transport uses it and never ends it. */
+  pool?: pg.Pool;
+  /** Settings for a pool the transport creates and ends. */
+  poolConfig?: pg.PoolConfig;
+  /**
+   * Where the LISTEN connection goes. Default: the query connection. Set it when queries go
+   * through PgBouncer in transaction mode, which cannot deliver notifications: LISTEN goes direct.
+   */
+  listenConnectionString?: string;
+  /** Schema of the transport's tables. Default `nestjs_transport`. */
+  schema?: string;
+  /** Apply pending migrations on start-up. Default `true`; turn off if you run `migrate()` yourself. */
+  migrationsRun?: boolean;
+  /** Heartbeat, backoff and self-test settings of the shared LISTEN connection. */
+  listener?: Omit<PostgresListenerOptions, 'connectionString' | 'connection' | 'logger'>;
+}
+
+export const CONNECTION_OPTION_KEYS = [
+  'connectionString',
+  'pool',
+  'poolConfig',
+  'listenConnectionString',
+  'schema',
+  'migrationsRun',
+  'listener',
+] as const;

@@ -1,0 +1,28 @@
+import { Module } from '@nestjs/common';
+import { PostgresListener } from './listener/index.js';
+import { ConfigurableModuleClass } from './postgres-transport.module-definition.js';
+import { POSTGRES_POOL } from './postgres.constants.js';
+import { PostgresTransport } from './postgres-transport.service.js';
+
+/**
+ * Provides the pool, the shared LISTEN connection and the migrated schema:
+ * `PostgresTransportModule.forRoot({ connectionString })` or `forRootAsync({ useFactory })`.
+ * Global by default (`isGlobal: false` to scope it).
+ */
+@Module({
+  providers: [
+    PostgresTransport,
+    {
+      provide: POSTGRES_POOL,
+      useFactory: (t: PostgresTransport) => t.pool,
+      inject: [PostgresTransport],
+    },
+    {
+      provide: PostgresListener,
+      useFactory: (t: PostgresTransport) => t.listener,
+      inject: [PostgresTransport],
+    },
+  ],
+  exports: [PostgresTransport, POSTGRES_POOL, PostgresListener],
+})
+export class PostgresTransportModule extends ConfigurableModuleClass {}

@@ -1,0 +1,172 @@
+import { Logger } from '@nestjs/common';
+import type pg from 'pg';
+import type { DeadLetterEvent } from '../events/postgres.events.js';
+import type { MessageQueries } from '../sql/message.queries.js';
+import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
+import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
+import type { ClaimedMessage, HandleResult } from './claimed-message.js';
+import { retryDelay } from './retry-delay.js';
+
+export interface BatchProcessorDeps {
+  readonly pool: () => pg.Pool;
+  readonly queries: MessageQueries;
+  readonly group: string;
+  readonly target: string;
+  readonly maxAttempts: number;
+  readonly retryDelayMs: number;
+  readonly maxRetryDelayMs: number;
+  readonly notifier: WakeupNotifier;
+  /** Runs the handler of one message; called inside the message's savepoint. */
+  readonly handle: (
+    message: ClaimedMessage,
+    transaction: ActiveTransaction,
+  ) => Promise<HandleResult>;
+  readonly onDeadLetter: (event: DeadLetterEvent) => void;
+  /** Told of every retry, so the owner can wake the group when the first one is due. */
+  readonly onRetryScheduled: (delayMs: number) => void;
+}
+
+interface Settlement {
+  id: string;
+  outcome: 'consumed' | 'retry' | 'dead';
+  delayMs: number;
+  error: string | null;
+}
+
+const SAVEPOINT = 'pg_transport_message';
+
+/**
+ * Handles a claimed batch in ONE transaction: each message inside its own savepoint, so a failing
+ * handler undoes only its own writes, and the whole batch is marked consumed by a single commit.
+ * A crash anywhere rolls back everything; the claims' leases then expire and the rows return.
+ */
+export class BatchProcessor {
+  private readonly logger = new Logger('ServerPostgres');
+
+  constructor(private readonly deps: BatchProcessorDeps) {}
+
+  async process(batch: readonly ClaimedMessage[]): Promise<void> {
+    const { queries } = this.deps;
+    const client = await this.deps.pool().connect();
+    const transaction = new ActiveTransaction(client, this.deps.target);
+    let broken: Error | undefined;
+    try {
+      const results = (await client.query(
+        queries.lockClaimed(batch.map((m) => m.id)),
+      )) as unknown as pg.QueryResult[];
+      const locked = new Set(results[1].rows.map((row: { id: string }) => row.id));
+      const settlements: Settlement[] = [];
+      const replies: Array<{ recipient: string; pattern: string }> = [];
+      for (const message of batch) {
+        // Not locked: another consumer holds it or already consumed it. Leave it alone.
+        if (!locked.has(message.id)) continue;
+        const result = await this.processOne(client, transaction, message);
+        settlements.push(this.settlementOf(message, result));
+        if (result.reply !== undefined && message.reply_to) {
+          replies.push({ recipient: message.reply_to, pattern: message.pattern });
+        }
+      }
+      if (settlements.length > 0) {
+        await client.query(queries.settle, [
+          settlements.map((s) => s.id),
+          settlements.map((s) => s.outcome),
+          settlements.map((s) => s.delayMs),
+          settlements.map((s) => s.error),
+        ]);
+      }
+      await client.query('COMMIT');
+      transaction.committed();
+      if (replies.length > 0) this.deps.notifier.wake(replies);
+      this.report(batch, settlements);
+    } catch (error) {
+      broken = error as Error;
+      transaction.rolledBack();
+      await client.query('ROLLBACK').catch(() => undefined);
+      this.logger.error(
+        `Batch of ${batch.length} in group "${this.deps.group}" rolled back; its messages return ` +
+          `when their lease ends: ${broken.message}`,
+      );
+    } finally {
+      // A connection that failed mid-transaction is discarded rather than reused.
+      client.release(broken);
+    }
+  }
+
+  private async processOne(
+    client: pg.PoolClient,
+    transaction: ActiveTransaction,
+    message: ClaimedMessage,
+  ): Promise<HandleResult> {
+    await client.query(`SAVEPOINT ${SAVEPOINT}`);
+    let result = await runInTransaction(transaction, () => this.deps.handle(message, transaction));
+    if (!result.rollback) {
+      try {
+        await transaction.settled();
+        await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+        return result;
+      } catch (error) {
+        // A write the handler started failed, or it swallowed a failed statement, which
+        // aborted the transaction: the message fails like a thrown error.
+        result = {
+          outcome: 'failed',
+          rollback: true,
+          error: `transaction aborted: ${(error as Error).message}`,
+        };
+      }
+    }
+    await transaction.settled().catch(() => undefined);
+    await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+    if (result.reply !== undefined) await this.writeReply(client, message, result.reply);
+    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    return result;
+  }
+
+  /** Writes a request's reply in the consume transaction. */
+  async writeReply(client: pg.ClientBase, message: ClaimedMessage, reply: unknown): Promise<void> {
+    if (!message.reply_to || !message.correlation_id) return;
+    await client.query(this.deps.queries.insertReply, [
+      message.reply_to,
+      message.pattern,
+      message.correlation_id,
+      JSON.stringify(reply),
+      `reply:${message.id}`,
+    ]);
+  }
+
+  private settlementOf(message: ClaimedMessage, result: HandleResult): Settlement {
+    const error = result.error ?? null;
+    if (result.outcome === 'consumed')
+      return { id: message.id, outcome: 'consumed', delayMs: 0, error };
+    if (result.outcome === 'dead' || message.attempts >= this.deps.maxAttempts) {
+      return { id: message.id, outcome: 'dead', delayMs: 0, error };
+    }
+    const delayMs = retryDelay(message.attempts, this.deps.retryDelayMs, this.deps.maxRetryDelayMs);
+    return { id: message.id, outcome: 'retry', delayMs, error };
+  }
+
+  private report(batch: readonly ClaimedMessage[], settlements: Settlement[]): void {
+    const byId = new Map(batch.map((message) => [message.id, message]));
+    for (const settlement of settlements) {
+      const message = byId.get(settlement.id)!;
+      if (settlement.outcome === 'retry') {
+        this.deps.onRetryScheduled(settlement.delayMs);
+        this.logger.warn(
+          `"${message.pattern}" #${message.id} failed attempt ${message.attempts}/` +
+            `${this.deps.maxAttempts}; retrying in ${settlement.delayMs} ms: ${settlement.error}`,
+        );
+      } else if (settlement.outcome === 'dead') {
+        this.logger.error(
+          `"${message.pattern}" #${message.id} dead-lettered after attempt ${message.attempts}: ` +
+            `${settlement.error}`,
+        );
+        this.deps.onDeadLetter({
+          id: message.id,
+          pattern: message.pattern,
+          group: this.deps.group,
+          attempts: message.attempts,
+          error: settlement.error ?? 'unknown error',
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,26 @@
+/** A row claimed for handling, as returned by the claim query. */
+export interface ClaimedMessage {
+  readonly id: string;
+  readonly pattern: string;
+  readonly kind: 'event' | 'request';
+  readonly payload: unknown;
+  /** Attempts including this one. */
+  readonly attempts: number;
+  readonly reply_to: string | null;
+  readonly correlation_id: string | null;
+  readonly idempotency_key: string;
+  readonly created_at: Date;
+  /** A request whose sender stopped waiting. */
+  readonly expired: boolean;
+}
+
+/** What became of one message inside the consume transaction. */
+export interface HandleResult {
+  /** consumed: done. failed: retried with backoff, or dead-lettered after maxAttempts. dead: now. */
+  readonly outcome: 'consumed' | 'failed' | 'dead';
+  readonly error?: string;
+  /** Undo the handler's writes (roll back to the message's savepoint) before settling. */
+  readonly rollback: boolean;
+  /** A reply to write for a request, already serialized. */
+  readonly reply?: unknown;
+}

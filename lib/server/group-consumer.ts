@@ -1,0 +1,83 @@
+import { Logger } from '@nestjs/common';
+import type { ClaimedMessage } from './claimed-message.js';
+
+export interface GroupConsumerDeps {
+  readonly group: string;
+  readonly concurrency: number;
+  readonly batchSize: number;
+  readonly claim: () => Promise<ClaimedMessage[]>;
+  readonly process: (batch: ClaimedMessage[]) => Promise<void>;
+}
+
+/**
+ * Drains one group's messages when woken. One worker starts per wake-up; a worker that claims a
+ * full batch starts another, up to `concurrency`, so sparse traffic costs one claim per message
+ * and a backlog gets every worker. Workers stop when a claim finds less than a batch and no
+ * wake-up arrived meanwhile.
+ */
+export class GroupConsumer {
+  private readonly logger = new Logger('ServerPostgres');
+  private workers = 0;
+  /** Set by every wake-up; a worker clears it right before it claims. */
+  private woken = false;
+  private stopping = false;
+  private idle: Array<() => void> = [];
+
+  constructor(private readonly deps: GroupConsumerDeps) {}
+
+  /** Signals that the group may have new messages. Cheap and safe to call often. */
+  wake(): void {
+    if (this.stopping) return;
+    this.woken = true;
+    if (this.workers === 0) this.startWorker();
+  }
+
+  get activeWorkers(): number {
+    return this.workers;
+  }
+
+  /** Stops claiming and waits up to `timeoutMs` for in-flight batches. Resolves true if all ended. */
+  async stop(timeoutMs: number): Promise<boolean> {
+    this.stopping = true;
+    if (this.workers === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      new Promise<boolean>((resolve) => this.idle.push(() => resolve(true))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    return ended;
+  }
+
+  private startWorker(): void {
+    this.workers++;
+    void this.work().finally(() => {
+      this.workers--;
+      if (this.workers === 0) for (const resolve of this.idle.splice(0)) resolve();
+    });
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopping) {
+      this.woken = false;
+      let batch: ClaimedMessage[];
+      try {
+        batch = await this.deps.claim();
+      } catch (error) {
+        // The sweep and the listener's reconnect wake the group again.
+        this.logger.warn(
+          `Claim for group "${this.deps.group}" failed: ${(error as Error).message}`,
+        );
+        return;
+      }
+      if (batch.length === 0) {
+        if (this.woken) continue;
+        return;
+      }
+      const full = batch.length === this.deps.batchSize;
+      if (full && this.workers < this.deps.concurrency) this.startWorker();
+      await this.deps.process(batch);
+      if (!full && !this.woken) return;
+    }
+  }
+}

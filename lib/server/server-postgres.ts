@@ -1,0 +1,240 @@
+import { Logger } from '@nestjs/common';
+import { Server, type CustomTransportStrategy } from '@nestjs/microservices';
+import type pg from 'pg';
+import { Subscription } from 'rxjs';
+import type { PostgresContext } from '../ctx-host/postgres.context.js';
+import {
+  PostgresStatus,
+  type DeadLetterEvent,
+  type PostgresServerEvents,
+} from '../events/postgres.events.js';
+import { acquireListener, type ListenerLease, type PostgresListener } from '../listener/index.js';
+import { migrate } from '../migrate/migrate.js';
+import {
+  resolveServerOptions,
+  type ResolvedServerOptions,
+} from '../options/resolve-server-options.js';
+import type { ServerPostgresOptions } from '../options/server-options.interface.js';
+import { POSTGRES_TRANSPORT } from '../postgres.constants.js';
+import { messageQueries, type MessageQueries } from '../sql/message.queries.js';
+import { decodeHints, WakeupNotifier } from '../wakeup/wakeup-notifier.js';
+import { BatchProcessor } from './batch-processor.js';
+import type { ClaimedMessage } from './claimed-message.js';
+import { GroupConsumer } from './group-consumer.js';
+import { MessageDispatcher } from './message-dispatcher.js';
+import { statusOf } from './status-of.js';
+
+/**
+ * A Nest microservice transport whose messages are rows of a PostgreSQL table. Each copy of a
+ * message is claimed with FOR UPDATE SKIP LOCKED, handled inside the transaction that marks it
+ * consumed, and retried with backoff or dead-lettered when its handler fails.
+ */
+export class ServerPostgres
+  extends Server<PostgresServerEvents, PostgresStatus>
+  implements CustomTransportStrategy
+{
+  override readonly transportId = POSTGRES_TRANSPORT;
+  /** Event handler failures are awaited and retried here, so Nest need not log them too. */
+  override readonly propagatesEventHandlerErrors = true;
+  protected override readonly logger = new Logger(ServerPostgres.name);
+
+  private readonly options: ResolvedServerOptions;
+  private readonly queries: MessageQueries;
+  private readonly notifier: WakeupNotifier;
+  private readonly consumer: GroupConsumer;
+  private readonly listeners = new Map<keyof PostgresServerEvents, Set<Function>>();
+  private readonly subscriptions = new Subscription();
+  private lease: ListenerLease | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: ServerPostgresOptions) {
+    super();
+    this.options = resolveServerOptions(options);
+    const { connection } = this.options;
+    this.queries = messageQueries(connection.schema);
+    this.notifier = new WakeupNotifier(connection.pool, connection.channel);
+    this.initializeSerializer(options);
+    this.initializeDeserializer(options);
+    const dispatcher = new MessageDispatcher({
+      group: this.options.group,
+      getHandler: (pattern) => this.getHandlerByPattern(pattern),
+      deserializer: this.deserializer,
+      serializer: this.serializer,
+      toObservable: (result) => this.transformToObservable(result),
+      withProcessingHooks: (context, run) => this.withProcessingHooks(context, run),
+    });
+    const processor = new BatchProcessor({
+      pool: connection.pool,
+      queries: this.queries,
+      group: this.options.group,
+      target: connection.target,
+      maxAttempts: this.options.maxAttempts,
+      retryDelayMs: this.options.retryDelayMs,
+      maxRetryDelayMs: this.options.maxRetryDelayMs,
+      notifier: this.notifier,
+      handle: (message, transaction) => dispatcher.handle(message, transaction),
+      onDeadLetter: (event) => this.emitEvent('deadLetter', event),
+      onRetryScheduled: (delayMs) => this.wakeAfter(delayMs),
+    });
+    this.consumer = new GroupConsumer({
+      group: this.options.group,
+      concurrency: this.options.concurrency,
+      batchSize: this.options.batchSize,
+      claim: () => this.claim(),
+      process: (batch) => processor.process(batch),
+    });
+  }
+
+  /** Migrates (unless turned off), records the group's subscriptions, then starts consuming. */
+  async listen(callback: (error?: unknown) => void): Promise<void> {
+    try {
+      const { connection } = this.options;
+      if (connection.migrationsRun)
+        await migrate(connection.pool(), { schema: connection.schemaName });
+      await this.subscribe();
+      this.lease = acquireListener({ ...connection.listener, logger: this.logger });
+      this.watch(this.lease.listener);
+      this.sweepTimer = setInterval(() => this.consumer.wake(), this.options.sweepIntervalMs);
+      this.sweepTimer.unref();
+      this.consumer.wake();
+      callback();
+    } catch (error) {
+      callback(error);
+    }
+  }
+
+  /** Stops claiming, lets in-flight handlers finish within `shutdownTimeoutMs`, then disconnects. */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutdown());
+  }
+
+  /** Registers a listener for `error`, `status` or `deadLetter`. */
+  on<K extends keyof PostgresServerEvents>(event: K, callback: PostgresServerEvents[K]): void {
+    let callbacks = this.listeners.get(event);
+    if (!callbacks) this.listeners.set(event, (callbacks = new Set()));
+    callbacks.add(callback);
+  }
+
+  /** The pg.Pool and the shared PostgresListener this server uses. */
+  unwrap<T = { pool: pg.Pool; listener: PostgresListener | undefined }>(): T {
+    return { pool: this.options.connection.pool(), listener: this.lease?.listener } as T;
+  }
+
+  /** Wakes the consumer now, as a NOTIFY would. Useful after writing rows by hand. */
+  wake(): void {
+    this.consumer.wake();
+  }
+
+  private async subscribe(): Promise<void> {
+    const patterns = [...this.getHandlers().entries()].map(([pattern, handler]) => ({
+      pattern,
+      kind: handler.isEventHandler ? 'event' : 'request',
+    }));
+    if (patterns.length === 0) {
+      this.logger.warn(
+        `Group "${this.options.group}" has no handlers scoped to POSTGRES_TRANSPORT`,
+      );
+      return;
+    }
+    await this.options.connection
+      .pool()
+      .query(this.queries.upsertSubscriptions, [
+        this.options.group,
+        patterns.map((p) => p.pattern),
+        patterns.map((p) => p.kind),
+      ]);
+  }
+
+  private watch(listener: PostgresListener): void {
+    const group = this.options.group;
+    this.subscriptions.add(
+      listener.notifications(this.options.connection.channel).subscribe((payload) => {
+        if (decodeHints(payload).some((hint) => hint.recipient === group)) this.consumer.wake();
+      }),
+    );
+    // After every (re)connect, one catch-up pass finds what was committed while not listening.
+    this.subscriptions.add(listener.ready$.subscribe(() => this.consumer.wake()));
+    this.subscriptions.add(
+      listener.state$.subscribe((status) => {
+        const next = statusOf(status.state);
+        this._status$.next(next);
+        this.emitEvent('status', next);
+      }),
+    );
+  }
+
+  private async claim(): Promise<ClaimedMessage[]> {
+    const { rows } = await this.options.connection
+      .pool()
+      .query<ClaimedMessage>(this.queries.claim, [
+        this.options.group,
+        this.options.batchSize,
+        this.options.leaseMs,
+      ]);
+    return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+  }
+
+  /** Keeps one timer for the earliest scheduled retry, so retries do not wait for the sweep. */
+  private wakeAfter(delayMs: number): void {
+    const at = Date.now() + delayMs;
+    if (this.closing || (this.retryTimer && this.retryTimer.at <= at)) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer.timer);
+    const timer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.consumer.wake();
+    }, delayMs + 5);
+    timer.unref();
+    this.retryTimer = { at, timer };
+  }
+
+  private withProcessingHooks(context: PostgresContext, run: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.onProcessingStartHook(this.transportId, context, async () => {
+        try {
+          await run();
+          resolve();
+        } catch (error) {
+          reject(error);
+        } finally {
+          this.onProcessingEndHook?.(this.transportId, context);
+        }
+      });
+    });
+  }
+
+  private emitEvent<K extends keyof PostgresServerEvents>(
+    event: K,
+    ...args: Parameters<PostgresServerEvents[K]>
+  ): void {
+    for (const callback of this.listeners.get(event) ?? []) {
+      try {
+        (callback as (...a: unknown[]) => void)(...args);
+      } catch (error) {
+        this.logger.error(`A "${event}" listener threw: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer.timer);
+    this.subscriptions.unsubscribe();
+    const finished = await this.consumer.stop(this.options.shutdownTimeoutMs);
+    if (!finished) {
+      this.logger.warn(
+        `In-flight handlers did not finish within ${this.options.shutdownTimeoutMs} ms; ` +
+          `their messages return after the lease`,
+      );
+    }
+    await this.notifier.drain();
+    await this.lease?.release();
+    this.lease = undefined;
+    if (this.options.connection.ownsPool) await this.options.connection.pool().end();
+    this._status$.next(PostgresStatus.CLOSED);
+    this.emitEvent('status', PostgresStatus.CLOSED);
+  }
+}
+
+export type { DeadLetterEvent };

@@ -1,0 +1,118 @@
+/**
+ * Every statement the transport runs against its tables, built once per schema. Values are always
+ * `$n` parameters; the schema arrives already quoted from option resolution.
+ */
+export function messageQueries(schema: string) {
+  return {
+    /** Records that `group` consumes these patterns, or refreshes `seen_at` if it already did. */
+    upsertSubscriptions: `
+    INSERT INTO ${schema}.subscriptions (pattern, kind, group_name)
+    SELECT pattern, kind, $1 FROM unnest($2::text[], $3::text[]) AS s(pattern, kind)
+    ON CONFLICT (pattern, kind, group_name) DO UPDATE SET seen_at = now()`,
+
+    /**
+     * One row per subscribed group; a repeated key inserts nothing. Returns how many groups
+     * subscribe, so an event nobody subscribes to can be reported, and which rows are new.
+     * $1 pattern, $2 idempotency key, $3 payload.
+     */
+    insertEvent: `
+    WITH targets AS (
+      SELECT group_name FROM ${schema}.subscriptions WHERE pattern = $1 AND kind = 'event'
+    ), inserted AS (
+      INSERT INTO ${schema}.messages (recipient, pattern, kind, idempotency_key, payload)
+      SELECT group_name, $1, 'event', $2, $3 FROM targets
+      ON CONFLICT (recipient, idempotency_key) DO NOTHING
+      RETURNING recipient
+    )
+    SELECT (SELECT count(*) FROM targets)::int AS subscribers,
+           coalesce((SELECT array_agg(recipient) FROM inserted), '{}') AS inserted`,
+
+    /**
+     * A request goes to the group serving the pattern (the most recently started one, should two
+     * groups serve it). Returns no row when no group serves it.
+     * $1 pattern, $2 correlation id (also the idempotency key), $3 payload, $4 reply inbox,
+     * $5 milliseconds until nobody waits for the reply any more.
+     */
+    insertRequest: `
+    WITH target AS (
+      SELECT group_name FROM ${schema}.subscriptions
+      WHERE pattern = $1 AND kind = 'request'
+      ORDER BY seen_at DESC LIMIT 1
+    )
+    INSERT INTO ${schema}.messages
+      (recipient, pattern, kind, idempotency_key, payload, reply_to, correlation_id, expires_at)
+    SELECT group_name, $1, 'request', $2, $3, $4, $2, now() + $5 * interval '1 millisecond'
+    FROM target
+    ON CONFLICT (recipient, idempotency_key) DO NOTHING
+    RETURNING recipient`,
+
+    /**
+     * A reply, written in the handler's transaction. $1 inbox, $2 pattern, $3 correlation id,
+     * $4 payload, $5 idempotency key (derived from the request row, so a replay inserts nothing).
+     */
+    insertReply: `
+    INSERT INTO ${schema}.messages
+      (recipient, pattern, kind, idempotency_key, payload, correlation_id)
+    VALUES ($1, $2, 'reply', $5, $4, $3)
+    ON CONFLICT (recipient, idempotency_key) DO NOTHING`,
+
+    /**
+     * Claim, committed on its own before the handler runs: counts the attempt (so a crash is
+     * counted too) and leases the rows by moving `run_at` past the lease. The commit need not wait
+     * for the WAL flush: losing an attempt count in a server crash is harmless, and the consume
+     * that follows is flushed as usual. $1 recipient, $2 batch size, $3 lease in milliseconds.
+     */
+    claim: `
+    WITH next AS (
+      SELECT id FROM ${schema}.messages
+      WHERE recipient = $1 AND consumed_at IS NULL AND dead_at IS NULL AND run_at <= now()
+      ORDER BY run_at, id
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE ${schema}.messages AS m
+    SET attempts = m.attempts + 1, run_at = now() + $3 * interval '1 millisecond'
+    FROM next, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+    WHERE m.id = next.id
+    RETURNING m.id::text AS id, m.pattern, m.kind, m.payload, m.attempts, m.reply_to,
+              m.correlation_id, m.idempotency_key, m.created_at,
+              (m.expires_at IS NOT NULL AND m.expires_at < now()) AS expired`,
+
+    /**
+     * Locks claimed rows in the consume transaction. It waits rather than skips: another claim
+     * scanning past a row holds its lock for an instant, and skipping then would strand the row
+     * until its lease ends. A row already consumed (possible only once a lease ran out and
+     * another consumer took it) is re-checked after the wait and left out: that is what keeps
+     * consume exactly-once. Locks are taken in id order so two consumers cannot deadlock. Ids
+     * are digits from the claim, so they are inlined to send BEGIN and the lock in one trip.
+     */
+    lockClaimed(ids: readonly string[]): string {
+      if (!ids.every((id) => /^\d+$/.test(id))) throw new Error('message ids must be integers');
+      return `BEGIN; SELECT id::text AS id FROM ${schema}.messages
+      WHERE id IN (${ids.join(',')}) AND consumed_at IS NULL AND dead_at IS NULL
+      ORDER BY id FOR UPDATE`;
+    },
+
+    /**
+     * Settles a batch in the consume transaction: consumed, scheduled for retry, or dead-lettered.
+     * $1 ids, $2 outcomes, $3 retry delays in milliseconds, $4 errors.
+     */
+    settle: `
+    UPDATE ${schema}.messages AS m SET
+      consumed_at = CASE WHEN o.outcome = 'consumed' THEN now() END,
+      dead_at = CASE WHEN o.outcome = 'dead' THEN now() END,
+      run_at = CASE WHEN o.outcome = 'retry'
+                    THEN now() + o.delay_ms * interval '1 millisecond' ELSE m.run_at END,
+      last_error = coalesce(o.error, m.last_error)
+    FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[]) AS o(id, outcome, delay_ms, error)
+    WHERE m.id = o.id`,
+
+    /** Takes the replies waiting in a client's inbox. $1 inbox. */
+    takeReplies: `
+    DELETE FROM ${schema}.messages
+    WHERE recipient = $1 AND kind = 'reply'
+    RETURNING correlation_id, payload`,
+  };
+}
+
+export type MessageQueries = ReturnType<typeof messageQueries>;

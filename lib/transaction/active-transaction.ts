@@ -1,0 +1,61 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type pg from 'pg';
+
+/**
+ * A transaction the library can write messages into: the consume transaction of a handler, the
+ * one an interceptor opened, or one a user handed over. Writers register work to run after
+ * commit, which is where wake-ups are sent, so NOTIFY never runs inside the transaction.
+ */
+export class ActiveTransaction {
+  private readonly afterCommitCallbacks: Array<() => void> = [];
+  private readonly pendingWrites = new Set<Promise<unknown>>();
+
+  constructor(
+    /** The connection holding the open transaction. */
+    readonly client: pg.ClientBase,
+    /** host:port/database of that connection: only clients on the same database join. */
+    readonly target: string,
+  ) {}
+
+  /** Runs `callback` once the transaction has committed; dropped on rollback. */
+  afterCommit(callback: () => void): void {
+    this.afterCommitCallbacks.push(callback);
+  }
+
+  /**
+   * Tracks a write made into this transaction. `emit` is hot, so a handler may return before its
+   * INSERT was even sent; the owner awaits `settled()` before it releases or commits.
+   */
+  track(write: Promise<unknown>): void {
+    this.pendingWrites.add(write);
+    const forget = () => this.pendingWrites.delete(write);
+    write.then(forget, forget);
+  }
+
+  /** Resolves when every tracked write has finished; rejects with the first that failed. */
+  async settled(): Promise<void> {
+    while (this.pendingWrites.size > 0) await Promise.all([...this.pendingWrites]);
+  }
+
+  /** Called by the owner after COMMIT succeeded. */
+  committed(): void {
+    for (const callback of this.afterCommitCallbacks.splice(0)) callback();
+  }
+
+  /** Called by the owner after ROLLBACK: the registered work is discarded. */
+  rolledBack(): void {
+    this.afterCommitCallbacks.length = 0;
+  }
+}
+
+const storage = new AsyncLocalStorage<ActiveTransaction>();
+
+/** The transaction bound to the current async context, if any. */
+export function currentTransaction(): ActiveTransaction | undefined {
+  return storage.getStore();
+}
+
+/** Runs `fn` with `transaction` as the ambient transaction of everything it awaits or subscribes. */
+export function runInTransaction<T>(transaction: ActiveTransaction, fn: () => T): T {
+  return storage.run(transaction, fn);
+}

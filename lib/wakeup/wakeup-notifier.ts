@@ -1,0 +1,110 @@
+import { Logger } from '@nestjs/common';
+import type pg from 'pg';
+
+/** A hint that `recipient` has a new row for `pattern`. Hints carry no message body. */
+export interface WakeupHint {
+  readonly recipient: string;
+  readonly pattern: string;
+}
+
+/** NOTIFY payloads must stay under 8000 bytes; leave room for the framing. */
+const MAX_PAYLOAD_BYTES = 7_000;
+
+/**
+ * The one seam through which wake-ups leave the process. Writers hand it hints after their
+ * transaction commits; it coalesces all hints gathered while a NOTIFY is in flight into the next
+ * one. A NOTIFY inside a writer's transaction would take PostgreSQL's global notify lock at that
+ * commit and serialise every concurrent publisher; here it is a separate, tiny transaction whose
+ * commit does not wait for the WAL flush (a lost hint costs latency, never a message: consumers
+ * also sweep and re-query after reconnecting).
+ */
+export class WakeupNotifier {
+  private readonly logger = new Logger('PostgresWakeup');
+  private pending = new Map<string, Set<string>>();
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly pool: () => pg.Pool,
+    private readonly channel: string,
+  ) {}
+
+  /** Queues hints for the next NOTIFY. Never throws and never waits. */
+  wake(hints: Iterable<WakeupHint>): void {
+    for (const { recipient, pattern } of hints) {
+      let patterns = this.pending.get(recipient);
+      if (!patterns) this.pending.set(recipient, (patterns = new Set()));
+      patterns.add(pattern);
+    }
+    if (this.pending.size > 0) this.flushing ??= this.flush();
+  }
+
+  /** Resolves once every queued hint has been sent (or failed to). */
+  async drain(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      // Let the writers that finish in this same tick join the NOTIFY.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.pending.size > 0) {
+        const batch = this.pending;
+        this.pending = new Map();
+        await this.send(encodeHints(batch));
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async send(payloads: string[]): Promise<void> {
+    try {
+      await this.pool().query(
+        `SELECT pg_notify($1, payload)
+         FROM unnest($2::text[]) AS payload, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`,
+        [this.channel, payloads],
+      );
+    } catch (error) {
+      // The rows are committed; consumers find them on their next sweep.
+      this.logger.warn(`Could not send a wake-up: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** Encodes hints as JSON arrays of [recipient, pattern] pairs, each payload under the limit. */
+export function encodeHints(hints: Map<string, Set<string>>): string[] {
+  const payloads: string[] = [];
+  let pairs: string[] = [];
+  let bytes = 2;
+  for (const [recipient, patterns] of hints) {
+    for (const pattern of patterns) {
+      const pair = JSON.stringify([recipient, pattern]);
+      const size = Buffer.byteLength(pair) + 1;
+      if (pairs.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
+        payloads.push(`[${pairs.join(',')}]`);
+        pairs = [];
+        bytes = 2;
+      }
+      pairs.push(pair);
+      bytes += size;
+    }
+  }
+  if (pairs.length > 0) payloads.push(`[${pairs.join(',')}]`);
+  return payloads;
+}
+
+/** Decodes a NOTIFY payload into hints; anything malformed yields none (a hint is only a hint). */
+export function decodeHints(payload: string): WakeupHint[] {
+  try {
+    const pairs: unknown = JSON.parse(payload);
+    if (!Array.isArray(pairs)) return [];
+    return pairs
+      .filter(
+        (pair): pair is [string, string] =>
+          Array.isArray(pair) && typeof pair[0] === 'string' && typeof pair[1] === 'string',
+      )
+      .map(([recipient, pattern]) => ({ recipient, pattern }));
+  } catch {
+    return [];
+  }
+}
