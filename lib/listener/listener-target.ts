@@ -35,14 +35,16 @@ function fromConfig(config: pg.ClientConfig): TargetParts {
   };
 }
 
+/** Connection strings `URL` cannot read, numbered in order of appearance (see below). */
+const unreadable = new Map<string, number>();
+
 function fromConnectionString(connectionString: string): TargetParts {
-  let url: URL;
-  try {
-    url = new URL(connectionString);
-  } catch {
-    // Not a URL (pg also accepts a bare socket path); it is still a stable key, and carries no
-    // `user:password@` part to hide.
-    return { host: connectionString };
+  const url = parseUrl(connectionString);
+  if (!url) {
+    // Still a stable key, but the string itself may hold a password, so it is never shown.
+    let id = unreadable.get(connectionString);
+    if (id === undefined) unreadable.set(connectionString, (id = unreadable.size + 1));
+    return { host: `(connection string #${id})` };
   }
   const decode = (value: string) => (value ? decodeURIComponent(value) : undefined);
   return {
@@ -51,4 +53,23 @@ function fromConnectionString(connectionString: string): TargetParts {
     port: url.searchParams.get('port') ?? (url.port || undefined),
     database: decode(url.pathname.slice(1)),
   };
+}
+
+function parseUrl(connectionString: string): URL | undefined {
+  try {
+    return new URL(connectionString);
+  } catch {
+    // `postgres://user@/db?host=/socket/dir` (empty host) is valid for pg but not for URL.
+    const withHost = connectionString.replace(
+      /^([a-z][\w+.-]*:\/\/(?:[^/@]*@)?)(?=[/?]|$)/i,
+      '$1_',
+    );
+    try {
+      const url = new URL(withHost);
+      if (url.hostname === '_') url.hostname = '';
+      return url;
+    } catch {
+      return undefined;
+    }
+  }
 }

@@ -5,6 +5,13 @@ import { ChannelHub } from './channel-hub.js';
 import { classifyConnectionError } from './connection-errors.js';
 import { ListenerConnection } from './listener-connection.js';
 import { ListenerClosedError } from './listener.errors.js';
+import {
+  channelsMissingMessage,
+  commandFailedMessage,
+  selfTestFailedMessage,
+  statusLogEntry,
+  type LogLevel,
+} from './listener.messages.js';
 import { ListenerState, type ListenerReadyEvent, type ListenerStatus } from './listener.events.js';
 import {
   resolveListenerOptions,
@@ -123,7 +130,7 @@ export class PostgresListener {
     if (this.stopping) return Promise.reject(new ListenerClosedError());
     if (!this.started) {
       this.started = new Promise((resolve) => (this.markStarted = resolve));
-      this.log('log', `Connecting to ${this.options.target}`);
+      this.logStatus(this.status, this.status);
       this.loop = this.run().catch((error: unknown) => {
         // run() handles every failure itself; reaching this is a bug, but never a crash.
         this.log('error', `Listener loop stopped unexpectedly: ${String(error)}`);
@@ -182,7 +189,10 @@ export class PostgresListener {
           since: new Date(),
           ...(verified === undefined ? {} : { notificationsVerified: verified }),
         });
-        if (verified === false) this.reportSelfTestFailure();
+        if (verified === false) {
+          const { target, heartbeatTimeoutMs } = this.options;
+          this.log('error', selfTestFailedMessage(target, heartbeatTimeoutMs));
+        }
         this.lastReady = { reconnect: connectedBefore };
         connectedBefore = true;
         this.markStarted?.();
@@ -218,16 +228,11 @@ export class PostgresListener {
       heartbeatIntervalMs,
       heartbeatTimeoutMs,
       onNotification: (channel, payload) => this.hub.dispatch(channel, payload),
-      onChannelsMissing: (channels) =>
-        this.log(
-          'warn',
-          `Heartbeat found ${channels.length} channel(s) no longer LISTENed (is a pooler in the way?); LISTENing again`,
-        ),
-      onCommandError: (command, error) =>
-        this.log(
-          'error',
-          `${command} failed: ${classifyConnectionError(error, this.options.secrets).message}`,
-        ),
+      onChannelsMissing: (channels) => this.log('warn', channelsMissingMessage(channels.length)),
+      onCommandError: (command, error) => {
+        const reason = classifyConnectionError(error, this.options.secrets).message;
+        this.log('error', commandFailedMessage(command, reason));
+      },
     });
   }
 
@@ -262,51 +267,19 @@ export class PostgresListener {
   private setStatus(status: ListenerStatus): void {
     const previous = this.status;
     this.status$.next(status);
-    const { target } = this.options;
-    switch (status.state) {
-      case ListenerState.Connected:
-        this.log(
-          'log',
-          `Connected to ${target} (backend pid ${this.backendPid}); listening on ${this.hub.channels().length} channel(s)`,
-        );
-        break;
-      case ListenerState.Reconnecting: {
-        const { error, attempt, nextDelayMs = 0 } = status;
-        const code = error?.code ? ` [${error.code}]` : '';
-        const what =
-          previous.state === ListenerState.Connected
-            ? 'Lost the connection to'
-            : 'Could not connect to';
-        const message = `${what} ${target}${code}: ${error?.message}; attempt ${attempt} in ${Math.round(nextDelayMs)} ms`;
-        if (error?.fatal) {
-          this.log(
-            'error',
-            `${message}. This will not heal by itself: check the credentials and that the database exists`,
-          );
-        } else {
-          this.log('warn', message);
-        }
-        break;
-      }
-      case ListenerState.Closed:
-        this.log('log', `Closed the connection to ${target}`);
-        break;
-      case ListenerState.Connecting:
-        break;
-    }
+    this.logStatus(status, previous);
   }
 
-  private reportSelfTestFailure(): void {
-    this.log(
-      'error',
-      `Notification self-test failed on ${this.options.target}: a NOTIFY sent on the LISTEN session ` +
-        `did not come back within ${this.options.heartbeatTimeoutMs} ms. Wake-ups will be missed ` +
-        '(only polling will find new messages). A pooler in transaction or statement mode cannot ' +
-        'deliver notifications: give the listener a direct connection string.',
-    );
+  private logStatus(status: ListenerStatus, previous: ListenerStatus): void {
+    const entry = statusLogEntry(status, previous, {
+      target: this.options.target,
+      backendPid: this.backendPid,
+      channels: this.hub.channels().length,
+    });
+    if (entry) this.log(entry.level, entry.message);
   }
 
-  private log(level: 'log' | 'warn' | 'error', message: string): void {
+  private log(level: LogLevel, message: string): void {
     this.options.logger[level](message, LOG_CONTEXT);
   }
 }
