@@ -102,6 +102,7 @@ export class BatchProcessor {
     if (!result.rollback) {
       try {
         await transaction.settled();
+        if (result.reply !== undefined) await this.writeReply(client, message, result.reply);
         await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
         return result;
       } catch (error) {
