@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { migrate, MigrationError } from '../../lib/index.js';
+import { loadMigrations } from '../../lib/migrate/migrations.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { query } from '../helpers/transport.js';
+
+describe('migrate()', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('applies every migration once when ten processes start at once', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => migrate(db.url, { schema: 'concurrent' })),
+    );
+    const latest = loadMigrations().length;
+    expect(results.filter((r) => r.applied.length > 0)).toEqual([
+      { applied: Array.from({ length: latest }, (_, i) => i + 1), version: latest },
+    ]);
+    expect(results.every((r) => r.version === latest)).toBe(true);
+    const versions = await query(db.url, 'SELECT version FROM concurrent.migrations ORDER BY version');
+    expect(versions.map((v) => v.version)).toEqual(
+      Array.from({ length: latest }, (_, i) => i + 1),
+    );
+  });
+
+  it('quotes a hostile schema name', async () => {
+    const schema = 'we"ird; DROP TABLE x; --';
+    await migrate(db.url, { schema });
+    const rows = await query(
+      db.url,
+      'SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1',
+      [schema],
+    );
+    expect(rows[0].n).toBeGreaterThanOrEqual(3);
+  });
+
+  it('refuses a database migrated by a newer release', async () => {
+    await migrate(db.url, { schema: 'future' });
+    await query(db.url, "INSERT INTO future.migrations (version, name) VALUES (9999, 'future')");
+    await expect(migrate(db.url, { schema: 'future' })).rejects.toThrow(
+      /version 9999, newer than this library's/,
+    );
+  });
+
+  it('rejects schema names PostgreSQL reserves', async () => {
+    await expect(migrate(db.url, { schema: 'pg_mine' })).rejects.toThrow(/reserves/);
+    await expect(migrate(db.url, { schema: 'pg_mine' })).rejects.not.toBeInstanceOf(MigrationError);
+  });
+});
