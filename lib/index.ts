@@ -20,5 +20,11 @@ export type { PostgresConnectionOptions } from './options/connection-options.int
 export type { ServerPostgresOptions } from './options/server-options.interface.js';
 export type { ClientPostgresOptions } from './options/client-options.interface.js';
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate/migrate.js';
+export { PostgresTransactionHost } from './transaction/postgres-transaction-host.js';
+export {
+  PostgresTransactionInterceptor,
+  Transactional,
+} from './transaction/postgres-transaction.interceptor.js';
+export type { PoolTransaction } from './transaction/pool-transaction.js';
 export * from './errors/index.js';
 export * from './listener/index.js';

@@ -3,6 +3,8 @@ import { PostgresListener } from './listener/index.js';
 import { ConfigurableModuleClass } from './postgres-transport.module-definition.js';
 import { POSTGRES_POOL } from './postgres.constants.js';
 import { PostgresTransport } from './postgres-transport.service.js';
+import { PostgresTransactionInterceptor } from './transaction/postgres-transaction.interceptor.js';
+import { PostgresTransactionHost } from './transaction/postgres-transaction-host.js';
 
 /**
  * Provides the pool, the shared LISTEN connection and the migrated schema:
@@ -22,7 +24,15 @@ import { PostgresTransport } from './postgres-transport.service.js';
       useFactory: (t: PostgresTransport) => t.listener,
       inject: [PostgresTransport],
     },
+    PostgresTransactionHost,
+    PostgresTransactionInterceptor,
   ],
-  exports: [PostgresTransport, POSTGRES_POOL, PostgresListener],
+  exports: [
+    PostgresTransport,
+    POSTGRES_POOL,
+    PostgresListener,
+    PostgresTransactionHost,
+    PostgresTransactionInterceptor,
+  ],
 })
 export class PostgresTransportModule extends ConfigurableModuleClass {}

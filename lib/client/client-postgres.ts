@@ -102,10 +102,16 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, PostgresSt
     const transaction = this.joinableTransaction();
     let result: EmitResult;
     if (transaction) {
-      const write = transaction.client.query<EmitResult>(this.queries.insertEvent, values);
+      const write = transaction.client
+        .query<EmitResult>(this.queries.insertEvent, values)
+        .then(async ({ rows: [written] }) => {
+          const hints = written.inserted.map((recipient) => ({ recipient, pattern }));
+          if (transaction.ownsCommit) transaction.afterCommit(() => this.notifier.wake(hints));
+          else await this.notifier.wakeWithin(transaction.client, hints);
+          return written;
+        });
       transaction.track(write);
-      result = (await write).rows[0];
-      transaction.afterCommit(() => this.wake(pattern, result.inserted));
+      result = await write;
     } else {
       result = (
         await this.options.connection.pool().query<EmitResult>(this.queries.insertEvent, values)

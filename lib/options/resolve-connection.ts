@@ -3,6 +3,7 @@ import pg from 'pg';
 import { InvalidOptionError } from '../errors/invalid-option.error.js';
 import type { PostgresListenerOptions } from '../listener/index.js';
 import { quoteSchemaOption } from '../sql/identifiers.js';
+import { targetOfClient } from '../transaction/client-target.js';
 import type { PostgresConnectionOptions } from './connection-options.interface.js';
 import { booleanOption } from './validate.js';
 
@@ -58,7 +59,8 @@ export function resolveConnection(
 
   let pool: pg.Pool | undefined = options.pool;
   return {
-    pool: () => (pool ??= createPool({ application_name: applicationName, max: 10, ...poolConfig })),
+    pool: () =>
+      (pool ??= createPool({ application_name: applicationName, max: 10, ...poolConfig })),
     ownsPool: options.pool === undefined,
     schemaName,
     schema,
@@ -98,15 +100,17 @@ function createPool(config: pg.PoolConfig): pg.Pool {
   const pool = new pg.Pool(config);
   // An idle client whose connection dies makes the pool emit 'error'; unhandled, that would end
   // the process. The pool discards the client and the next query opens a new one.
-  pool.on('error', (error) => poolLogger.warn(`An idle pooled connection failed: ${error.message}`));
+  pool.on('error', (error) =>
+    poolLogger.warn(`An idle pooled connection failed: ${error.message}`),
+  );
   return pool;
 }
 
-/** host:port/database of a connection config, without user or password. */
+/**
+ * host:port/database of a connection config, without user or password. pg's own parameter
+ * resolution (URL, PG* environment variables, defaults) runs on an unconnected client, so the
+ * result matches what a connected client reports.
+ */
 export function targetOf(config: pg.ClientConfig): string {
-  if (config.connectionString) {
-    const url = new URL(config.connectionString);
-    return `${url.hostname || 'localhost'}:${url.port || 5432}${url.pathname}`;
-  }
-  return `${config.host ?? process.env.PGHOST ?? 'localhost'}:${config.port ?? 5432}/${config.database ?? ''}`;
+  return targetOfClient(new pg.Client(config));
 }

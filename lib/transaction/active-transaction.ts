@@ -15,6 +15,11 @@ export class ActiveTransaction {
     readonly client: pg.ClientBase,
     /** host:port/database of that connection: only clients on the same database join. */
     readonly target: string,
+    /**
+     * Whether the library commits this transaction. When a user commits it themselves, the
+     * library cannot run work after the commit, so wake-ups go inside the transaction instead.
+     */
+    readonly ownsCommit = true,
   ) {}
 
   /** Runs `callback` once the transaction has committed; dropped on rollback. */

@@ -38,6 +38,23 @@ export class WakeupNotifier {
     if (this.pending.size > 0) this.flushing ??= this.flush();
   }
 
+  /**
+   * Sends hints now, inside the caller's transaction: PostgreSQL delivers them on commit and
+   * drops them on rollback. Used only for transactions the library does not commit itself;
+   * it costs that commit the global notify lock.
+   */
+  async wakeWithin(client: pg.ClientBase, hints: Iterable<WakeupHint>): Promise<void> {
+    const pending = new Map<string, Set<string>>();
+    for (const { recipient, pattern } of hints) {
+      pending.set(recipient, (pending.get(recipient) ?? new Set()).add(pattern));
+    }
+    if (pending.size === 0) return;
+    await client.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload', [
+      this.channel,
+      encodeHints(pending),
+    ]);
+  }
+
   /** Resolves once every queued hint has been sent (or failed to). */
   async drain(): Promise<void> {
     while (this.flushing) await this.flushing;
