@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { ClientPostgres } from './client/client-postgres.js';
 import { CONNECTION_OPTION_KEYS } from './options/connection-options.interface.js';
 import { acquireListener, type ListenerLease, type PostgresListener } from './listener/index.js';
-import { migrate } from './migrate/migrate.js';
+import { ensureMigrated } from './migrate/ensure-migrated.js';
 import type { ClientPostgresOptions } from './options/client-options.interface.js';
 import { resolveConnection, type ResolvedConnection } from './options/resolve-connection.js';
 import type { ServerPostgresOptions } from './options/server-options.interface.js';
@@ -51,8 +51,7 @@ export class PostgresTransport implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
-    if (this.connection.migrationsRun)
-      await migrate(this.pool, { schema: this.connection.schemaName });
+    if (this.connection.migrationsRun) await ensureMigrated(this.pool, this.connection.schemaName);
     void this.listener;
   }
 
@@ -87,8 +86,8 @@ export class PostgresTransport implements OnModuleInit, OnApplicationShutdown {
     return {
       pool: this.pool,
       schema: this.connection.schemaName,
-      // The module migrated already.
-      migrationsRun: false,
+      // Migrations run once per pool, whichever of module, server or client starts first.
+      migrationsRun: this.connection.migrationsRun,
       listenConnectionString: this.options.listenConnectionString,
       listener: this.options.listener,
     };

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { Subscription } from 'rxjs';
 import { PostgresStatus, type PostgresClientEvents } from '../events/postgres.events.js';
 import { acquireListener, type ListenerLease } from '../listener/index.js';
-import { migrate } from '../migrate/migrate.js';
+import { ensureMigrated } from '../migrate/ensure-migrated.js';
 import type { ClientPostgresOptions } from '../options/client-options.interface.js';
 import {
   resolveClientOptions,
@@ -162,8 +162,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, PostgresSt
 
   private async open(): Promise<void> {
     const { connection } = this.options;
-    if (connection.migrationsRun)
-      await migrate(connection.pool(), { schema: connection.schemaName });
+    if (connection.migrationsRun) await ensureMigrated(connection.pool(), connection.schemaName);
     this.lease ??= acquireListener({ ...connection.listener, logger: this.logger });
     const { listener } = this.lease;
     this.subscriptions.add(this.inbox.listen(listener, connection.channel));

@@ -9,7 +9,7 @@ import {
   type PostgresServerEvents,
 } from '../events/postgres.events.js';
 import { acquireListener, type ListenerLease, type PostgresListener } from '../listener/index.js';
-import { migrate } from '../migrate/migrate.js';
+import { ensureMigrated } from '../migrate/ensure-migrated.js';
 import {
   resolveServerOptions,
   type ResolvedServerOptions,
@@ -91,8 +91,7 @@ export class ServerPostgres
   async listen(callback: (error?: unknown) => void): Promise<void> {
     try {
       const { connection } = this.options;
-      if (connection.migrationsRun)
-        await migrate(connection.pool(), { schema: connection.schemaName });
+      if (connection.migrationsRun) await ensureMigrated(connection.pool(), connection.schemaName);
       await this.subscribe();
       this.lease = acquireListener({ ...connection.listener, logger: this.logger });
       this.watch(this.lease.listener);
