@@ -16,6 +16,7 @@ export {
   type PostgresClientEvents,
   type PostgresServerEvents,
 } from './events/postgres.events.js';
+export type { MessageCounters, MessageOutcome } from './events/message-outcome.events.js';
 export type { PostgresConnectionOptions } from './options/connection-options.interface.js';
 export type { ServerPostgresOptions } from './options/server-options.interface.js';
 export type { ClientPostgresOptions } from './options/client-options.interface.js';

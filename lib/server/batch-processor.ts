@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
+import type { MessageOutcome } from '../events/message-outcome.events.js';
 import type { DeadLetterEvent } from '../events/postgres.events.js';
 import type { MessageQueries } from '../sql/message.queries.js';
 import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
@@ -24,6 +25,8 @@ export interface BatchProcessorDeps {
   readonly onDeadLetter: (event: DeadLetterEvent) => void;
   /** Told of every retry, so the owner can wake the group when the first one is due. */
   readonly onRetryScheduled: (delayMs: number) => void;
+  /** Told what became of each message, after the commit. */
+  readonly onOutcome: (outcome: MessageOutcome) => void;
 }
 
 interface Settlement {
@@ -31,9 +34,12 @@ interface Settlement {
   outcome: 'consumed' | 'retry' | 'dead';
   delayMs: number;
   error: string | null;
+  durationMs: number;
 }
 
 const SAVEPOINT = 'pg_transport_message';
+
+const OUTCOME_TYPES = { consumed: 'handled', retry: 'failed', dead: 'deadLettered' } as const;
 
 /**
  * Handles a claimed batch in ONE transaction: each message inside its own savepoint, so a failing
@@ -60,8 +66,9 @@ export class BatchProcessor {
       for (const message of batch) {
         // Not locked: another consumer holds it or already consumed it. Leave it alone.
         if (!locked.has(message.id)) continue;
+        const started = performance.now();
         const result = await this.processOne(client, transaction, message);
-        settlements.push(this.settlementOf(message, result));
+        settlements.push(this.settlementOf(message, result, performance.now() - started));
         if (result.reply !== undefined && message.reply_to) {
           replies.push({ recipient: message.reply_to, pattern: message.pattern });
         }
@@ -97,6 +104,14 @@ export class BatchProcessor {
     transaction: ActiveTransaction,
     message: ClaimedMessage,
   ): Promise<HandleResult> {
+    if (message.attempts > this.deps.maxAttempts) {
+      // Its consumer died during the last allowed attempt (a crash counts as an attempt).
+      return {
+        outcome: 'dead',
+        rollback: false,
+        error: `the consumer died during attempt ${message.attempts - 1} of ${this.deps.maxAttempts}`,
+      };
+    }
     await client.query(`SAVEPOINT ${SAVEPOINT}`);
     let result = await runInTransaction(transaction, () => this.deps.handle(message, transaction));
     if (!result.rollback) {
@@ -134,21 +149,34 @@ export class BatchProcessor {
     ]);
   }
 
-  private settlementOf(message: ClaimedMessage, result: HandleResult): Settlement {
-    const error = result.error ?? null;
-    if (result.outcome === 'consumed')
-      return { id: message.id, outcome: 'consumed', delayMs: 0, error };
+  private settlementOf(
+    message: ClaimedMessage,
+    result: HandleResult,
+    durationMs: number,
+  ): Settlement {
+    const base = { id: message.id, error: result.error ?? null, durationMs, delayMs: 0 };
+    if (result.outcome === 'consumed') return { ...base, outcome: 'consumed' };
     if (result.outcome === 'dead' || message.attempts >= this.deps.maxAttempts) {
-      return { id: message.id, outcome: 'dead', delayMs: 0, error };
+      return { ...base, outcome: 'dead' };
     }
     const delayMs = retryDelay(message.attempts, this.deps.retryDelayMs, this.deps.maxRetryDelayMs);
-    return { id: message.id, outcome: 'retry', delayMs, error };
+    return { ...base, outcome: 'retry', delayMs };
   }
 
   private report(batch: readonly ClaimedMessage[], settlements: Settlement[]): void {
     const byId = new Map(batch.map((message) => [message.id, message]));
     for (const settlement of settlements) {
       const message = byId.get(settlement.id)!;
+      this.deps.onOutcome({
+        type: OUTCOME_TYPES[settlement.outcome],
+        id: message.id,
+        pattern: message.pattern,
+        group: this.deps.group,
+        attempt: message.attempts,
+        durationMs: settlement.durationMs,
+        queuedMs: message.queued_ms,
+        error: settlement.error ?? undefined,
+      });
       if (settlement.outcome === 'retry') {
         this.deps.onRetryScheduled(settlement.delayMs);
         this.logger.warn(

@@ -12,6 +12,8 @@ export interface ClaimedMessage {
   readonly created_at: Date;
   /** A request whose sender stopped waiting. */
   readonly expired: boolean;
+  /** Milliseconds from the emitting transaction's start to this claim, by the database clock. */
+  readonly queued_ms: number;
 }
 
 /** What became of one message inside the consume transaction. */

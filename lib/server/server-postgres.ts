@@ -1,8 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy } from '@nestjs/microservices';
 import type pg from 'pg';
-import { Subscription } from 'rxjs';
+import { Subject, Subscription, type Observable } from 'rxjs';
 import type { PostgresContext } from '../ctx-host/postgres.context.js';
+import type { MessageCounters, MessageOutcome } from '../events/message-outcome.events.js';
 import {
   PostgresStatus,
   type DeadLetterEvent,
@@ -44,6 +45,18 @@ export class ServerPostgres
   private readonly consumer: GroupConsumer;
   private readonly listeners = new Map<keyof PostgresServerEvents, Set<Function>>();
   private readonly subscriptions = new Subscription();
+  private readonly outcomes = new Subject<MessageOutcome>();
+  private readonly totals: MessageCounters = {
+    handled: 0,
+    failed: 0,
+    deadLettered: 0,
+    redelivered: 0,
+  };
+  /**
+   * What became of every message this server handled, after each commit: feed it to Prometheus
+   * or OpenTelemetry (see the README). Completes when the server closes.
+   */
+  readonly outcomes$: Observable<MessageOutcome> = this.outcomes.asObservable();
   private lease: ListenerLease | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
@@ -77,6 +90,7 @@ export class ServerPostgres
       handle: (message, transaction) => dispatcher.handle(message, transaction),
       onDeadLetter: (event) => this.emitEvent('deadLetter', event),
       onRetryScheduled: (delayMs) => this.wakeAfter(delayMs),
+      onOutcome: (outcome) => this.record(outcome),
     });
     this.consumer = new GroupConsumer({
       group: this.options.group,
@@ -119,6 +133,11 @@ export class ServerPostgres
   /** The pg.Pool and the shared PostgresListener this server uses. */
   unwrap<T = { pool: pg.Pool; listener: PostgresListener | undefined }>(): T {
     return { pool: this.options.connection.pool(), listener: this.lease?.listener } as T;
+  }
+
+  /** Running totals since start: handled, failed, dead-lettered, redelivered. */
+  get counters(): Readonly<MessageCounters> {
+    return { ...this.totals };
   }
 
   /** Wakes the consumer now, as a NOTIFY would. Useful after writing rows by hand. */
@@ -188,6 +207,12 @@ export class ServerPostgres
     this.retryTimer = { at, timer };
   }
 
+  private record(outcome: MessageOutcome): void {
+    this.totals[outcome.type]++;
+    if (outcome.attempt > 1) this.totals.redelivered++;
+    this.outcomes.next(outcome);
+  }
+
   private withProcessingHooks(context: PostgresContext, run: () => Promise<void>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.onProcessingStartHook(this.transportId, context, async () => {
@@ -233,6 +258,7 @@ export class ServerPostgres
     if (this.options.connection.ownsPool) await this.options.connection.pool().end();
     this._status$.next(PostgresStatus.CLOSED);
     this.emitEvent('status', PostgresStatus.CLOSED);
+    this.outcomes.complete();
   }
 }
 

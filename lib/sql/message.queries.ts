@@ -76,7 +76,8 @@ export function messageQueries(schema: string) {
     WHERE m.id = next.id
     RETURNING m.id::text AS id, m.pattern, m.kind, m.payload, m.attempts, m.reply_to,
               m.correlation_id, m.idempotency_key, m.created_at,
-              (m.expires_at IS NOT NULL AND m.expires_at < now()) AS expired`,
+              (m.expires_at IS NOT NULL AND m.expires_at < now()) AS expired,
+              (extract(epoch FROM clock_timestamp() - m.created_at) * 1000)::float8 AS queued_ms`,
 
     /**
      * Locks claimed rows in the consume transaction. It waits rather than skips: another claim
