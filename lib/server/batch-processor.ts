@@ -48,12 +48,24 @@ const OUTCOME_TYPES = { consumed: 'handled', retry: 'failed', dead: 'deadLettere
  */
 export class BatchProcessor {
   private readonly logger = new Logger('ServerPostgres');
+  /** Connections of the batches in flight, so a shutdown past its timeout can cut them. */
+  private readonly active = new Set<pg.PoolClient>();
 
   constructor(private readonly deps: BatchProcessorDeps) {}
+
+  /**
+   * Ends the connections of batches still in flight. Their transactions roll back on the server,
+   * so their messages come back after the lease; the handlers' next queries fail.
+   */
+  abort(): void {
+    for (const client of this.active) client.release(new Error('ServerPostgres shut down'));
+    this.active.clear();
+  }
 
   async process(batch: readonly ClaimedMessage[]): Promise<void> {
     const { queries } = this.deps;
     const client = await this.deps.pool().connect();
+    this.active.add(client);
     const transaction = new ActiveTransaction(client, this.deps.target);
     let broken: Error | undefined;
     try {
@@ -95,7 +107,7 @@ export class BatchProcessor {
       );
     } finally {
       // A connection that failed mid-transaction is discarded rather than reused.
-      client.release(broken);
+      if (this.active.delete(client)) client.release(broken);
     }
   }
 

@@ -43,6 +43,7 @@ export class ServerPostgres
   private readonly queries: MessageQueries;
   private readonly notifier: WakeupNotifier;
   private readonly consumer: GroupConsumer;
+  private readonly processor: BatchProcessor;
   private readonly listeners = new Map<keyof PostgresServerEvents, Set<Function>>();
   private readonly subscriptions = new Subscription();
   private readonly outcomes = new Subject<MessageOutcome>();
@@ -78,7 +79,7 @@ export class ServerPostgres
       toObservable: (result) => this.transformToObservable(result),
       withProcessingHooks: (context, run) => this.withProcessingHooks(context, run),
     });
-    const processor = new BatchProcessor({
+    const processor = (this.processor = new BatchProcessor({
       pool: connection.pool,
       queries: this.queries,
       group: this.options.group,
@@ -91,7 +92,7 @@ export class ServerPostgres
       onDeadLetter: (event) => this.emitEvent('deadLetter', event),
       onRetryScheduled: (delayMs) => this.wakeAfter(delayMs),
       onOutcome: (outcome) => this.record(outcome),
-    });
+    }));
     this.consumer = new GroupConsumer({
       group: this.options.group,
       concurrency: this.options.concurrency,
@@ -248,9 +249,10 @@ export class ServerPostgres
     const finished = await this.consumer.stop(this.options.shutdownTimeoutMs);
     if (!finished) {
       this.logger.warn(
-        `In-flight handlers did not finish within ${this.options.shutdownTimeoutMs} ms; ` +
-          `their messages return after the lease`,
+        `In-flight handlers did not finish within ${this.options.shutdownTimeoutMs} ms; their ` +
+          `transactions are rolled back and their messages return after the lease`,
       );
+      this.processor.abort();
     }
     await this.notifier.drain();
     await this.lease?.release();
