@@ -46,7 +46,7 @@ export class PostgresTransport implements OnModuleInit, OnApplicationShutdown {
 
   /** The process's shared LISTEN connection. */
   get listener(): PostgresListener {
-    this.lease ??= acquireListener({ ...this.connection.listener, logger: this.logger });
+    this.lease ??= acquireListener(this.connection.listener);
     return this.lease.listener;
   }
 

@@ -163,7 +163,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, PostgresSt
   private async open(): Promise<void> {
     const { connection } = this.options;
     if (connection.migrationsRun) await ensureMigrated(connection.pool(), connection.schemaName);
-    this.lease ??= acquireListener({ ...connection.listener, logger: this.logger });
+    this.lease ??= acquireListener(connection.listener);
     const { listener } = this.lease;
     this.subscriptions.add(this.inbox.listen(listener, connection.channel));
     this.subscriptions.add(

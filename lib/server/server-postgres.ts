@@ -108,7 +108,7 @@ export class ServerPostgres
       const { connection } = this.options;
       if (connection.migrationsRun) await ensureMigrated(connection.pool(), connection.schemaName);
       await this.subscribe();
-      this.lease = acquireListener({ ...connection.listener, logger: this.logger });
+      this.lease = acquireListener(connection.listener);
       this.watch(this.lease.listener);
       this.sweepTimer = setInterval(() => this.consumer.wake(), this.options.sweepIntervalMs);
       this.sweepTimer.unref();
