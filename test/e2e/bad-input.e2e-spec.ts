@@ -90,15 +90,17 @@ describe('bad input gets a clear error and loses nothing', () => {
     circular.self = circular;
     await expect(lastValueFrom(client.emit('blob', circular))).rejects.toBeInstanceOf(PayloadError);
     await expect(lastValueFrom(client.emit('blob', { n: 10n }))).rejects.toThrow(/BigInt/);
-    await expect(firstValueFrom(client.send('blob', circular))).rejects.toBeInstanceOf(PayloadError);
+    await expect(firstValueFrom(client.send('blob', circular))).rejects.toBeInstanceOf(
+      PayloadError,
+    );
     expect(await messageCount(db.url)).toBe(before);
   });
 
   it('refuses an oversized payload against the documented limit', async () => {
     const before = await messageCount(db.url);
-    const error = await lastValueFrom(client.emit('blob', { data: 'x'.repeat(13 * 1024 * 1024) })).catch(
-      (e: unknown) => e,
-    );
+    const error = await lastValueFrom(
+      client.emit('blob', { data: 'x'.repeat(13 * 1024 * 1024) }),
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PayloadTooLargeError);
     expect((error as Error).message).toMatch(/over the 12582912-byte limit.*maxPayloadBytes/);
     expect(await messageCount(db.url)).toBe(before);
@@ -115,14 +117,18 @@ describe('bad input gets a clear error and loses nothing', () => {
   it('stores and routes a hostile pattern name as data', async () => {
     await lastValueFrom(client.emit(HOSTILE, { n: 1 }));
     await waitFor(() => received.find((r) => r.pattern === HOSTILE), { message: 'hostile event' });
-    expect(await query(db.url, 'SELECT count(*)::int AS n FROM nestjs_transport.messages')).toEqual([
-      { n: expect.any(Number) },
-    ]);
+    expect(await query(db.url, 'SELECT count(*)::int AS n FROM nestjs_transport.messages')).toEqual(
+      [{ n: expect.any(Number) }],
+    );
   });
 
   it('refuses empty, overlong and NUL-containing patterns', async () => {
-    await expect(lastValueFrom(client.emit('', { n: 1 }))).rejects.toBeInstanceOf(InvalidPatternError);
-    await expect(lastValueFrom(client.emit('p'.repeat(513), { n: 1 }))).rejects.toThrow(/512 bytes/);
+    await expect(lastValueFrom(client.emit('', { n: 1 }))).rejects.toBeInstanceOf(
+      InvalidPatternError,
+    );
+    await expect(lastValueFrom(client.emit('p'.repeat(513), { n: 1 }))).rejects.toThrow(
+      /512 bytes/,
+    );
     await expect(lastValueFrom(client.emit('a\0b', { n: 1 }))).rejects.toThrow(/NUL/);
   });
 
@@ -140,7 +146,10 @@ describe('bad input gets a clear error and loses nothing', () => {
       );
       return rows.length ? rows : undefined;
     });
-    expect(row).toEqual({ attempts: 1, last_error: 'no event handler for "removed" in group "inbox"' });
+    expect(row).toEqual({
+      attempts: 1,
+      last_error: 'no event handler for "removed" in group "inbox"',
+    });
   });
 
   it("hands a row written by hand, not by a client, to the handler as Nest's external data", async () => {

@@ -24,10 +24,11 @@ describe('migrate()', () => {
       { applied: Array.from({ length: latest }, (_, i) => i + 1), version: latest },
     ]);
     expect(results.every((r) => r.version === latest)).toBe(true);
-    const versions = await query(db.url, 'SELECT version FROM concurrent.migrations ORDER BY version');
-    expect(versions.map((v) => v.version)).toEqual(
-      Array.from({ length: latest }, (_, i) => i + 1),
+    const versions = await query(
+      db.url,
+      'SELECT version FROM concurrent.migrations ORDER BY version',
     );
+    expect(versions.map((v) => v.version)).toEqual(Array.from({ length: latest }, (_, i) => i + 1));
   });
 
   it('quotes a hostile schema name', async () => {
