@@ -122,6 +122,30 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, PostgresSt
     return result as T;
   }
 
+  /**
+   * The SQL of an emit, for a transaction the library cannot join: run `text` with `values` inside
+   * it (Prisma: `tx.$executeRawUnsafe(text, ...values)`; MikroORM: `em.execute(text, values)`).
+   * It inserts one row per subscribed group and wakes them when that transaction commits.
+   */
+  emitStatement(pattern: unknown, data: unknown): { text: string; values: string[] } {
+    const normalized = this.normalizePattern(pattern as string);
+    const message = encodeOutgoing(
+      normalized,
+      this.createPacket(pattern, data),
+      (p) => this.serializer.serialize(p),
+      this.options.maxPayloadBytes,
+    );
+    return {
+      text: this.queries.insertEventAndNotify,
+      values: [
+        message.pattern,
+        message.idempotencyKey,
+        message.payload,
+        this.options.connection.channel,
+      ],
+    };
+  }
+
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
     const withId = this.assignPacketId(packet);
     const pattern = this.normalizePattern(packet.pattern);

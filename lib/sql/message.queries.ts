@@ -28,6 +28,22 @@ export function messageQueries(schema: string) {
            coalesce((SELECT array_agg(recipient) FROM inserted), '{}') AS inserted`,
 
     /**
+     * The insert of `insertEvent`, plus the NOTIFY of its wake-ups, as one statement that any
+     * tool able to run SQL in its transaction can run (Prisma's $executeRawUnsafe, MikroORM's
+     * execute). $1 pattern, $2 idempotency key, $3 payload, $4 wake-up channel.
+     */
+    insertEventAndNotify: `
+    WITH inserted AS (
+      INSERT INTO ${schema}.messages (recipient, pattern, kind, idempotency_key, payload)
+      SELECT group_name, $1, 'event', $2, $3 FROM ${schema}.subscriptions
+      WHERE pattern = $1 AND kind = 'event'
+      ON CONFLICT (recipient, idempotency_key) DO NOTHING
+      RETURNING recipient
+    )
+    SELECT pg_notify($4, json_agg(json_build_array(recipient, $1::text))::text)
+    FROM inserted HAVING count(*) > 0`,
+
+    /**
      * A request goes to the group serving the pattern (the most recently started one, should two
      * groups serve it). Returns no row when no group serves it.
      * $1 pattern, $2 correlation id (also the idempotency key), $3 payload, $4 reply inbox,

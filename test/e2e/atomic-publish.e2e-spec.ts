@@ -4,14 +4,17 @@ import {
   ConflictException,
   Controller,
   Inject,
+  Logger,
   Module,
   Post,
+  Sse,
   type INestApplication,
+  type MessageEvent,
 } from '@nestjs/common';
 import { ClientsModule, Ctx, EventPattern, Payload, type ClientProxy } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import pg from 'pg';
-import { lastValueFrom } from 'rxjs';
+import { interval, lastValueFrom, map, type Observable } from 'rxjs';
 import request from 'supertest';
 import {
   POSTGRES_TRANSPORT,
@@ -47,13 +50,21 @@ class OrdersController {
     if (body.fail === 'after-emit') throw new ConflictException('rejected after emit');
     return { id: body.id };
   }
+
+  @Sse('feed')
+  @Transactional()
+  feed(): Observable<MessageEvent> {
+    return interval(10).pipe(map((n): MessageEvent => ({ data: { n } })));
+  }
 }
 
 @Controller()
 class ShippingController {
   constructor(@Inject('ORDERS') private readonly events: ClientProxy) {}
 
+  // On a ServerPostgres handler the interceptor joins the consume transaction.
   @EventPattern<string>('order.created', POSTGRES_TRANSPORT)
+  @Transactional()
   async ship(
     @Payload() order: { id: string; failShipping?: boolean },
     @Ctx() ctx: PostgresContext,
@@ -232,5 +243,64 @@ describe('atomic publish', () => {
     ).toBe(0);
     await pool.end();
     await client.close();
+  });
+
+  it('publishes from any transaction through emitStatement (for tools that cannot hand over a client)', async () => {
+    const client = app.get(PostgresTransport).createClient();
+    const pool = new pg.Pool({ connectionString: db.url });
+    for (const [id, outcome] of [
+      ['s-commit', 'COMMIT'],
+      ['s-rollback', 'ROLLBACK'],
+    ] as const) {
+      const statement = client.emitStatement('order.created', { id });
+      const conn = await pool.connect();
+      await conn.query('BEGIN');
+      await conn.query('INSERT INTO orders (id) VALUES ($1)', [id]);
+      await conn.query(statement.text, statement.values);
+      await conn.query(outcome);
+      conn.release();
+    }
+    await waitFor(() => shipped.includes('s-commit'), { message: 's-commit shipped' });
+    expect(
+      await count(
+        db.url,
+        "SELECT 1 FROM nestjs_transport.messages WHERE payload->'data'->>'id' = 's-rollback'",
+      ),
+    ).toBe(0);
+    await pool.end();
+    await client.close();
+  });
+
+  it('joins the outer transaction when run() is nested, and keeps concurrent ones apart', async () => {
+    const host = app.get(PostgresTransactionHost);
+    const pids = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        host.run(async () => {
+          const outer = (await host.query('SELECT txid_current() AS tx')).rows[0].tx;
+          const inner = await host.run(
+            async () => (await host.query('SELECT txid_current() AS tx')).rows[0].tx,
+          );
+          expect(inner).toBe(outer);
+          return outer;
+        }),
+      ),
+    );
+    expect(new Set(pids).size).toBe(5);
+    expect(host.isInTransaction).toBe(false);
+  });
+
+  it('refuses to hold a transaction open for a Server-Sent Events stream', async () => {
+    const logged: string[] = [];
+    Logger.overrideLogger({
+      log: () => undefined,
+      warn: () => undefined,
+      error: (...args: unknown[]) => void logged.push(args.map(String).join(' ')),
+    });
+    try {
+      await request(app.getHttpServer()).get('/orders/feed').expect(500);
+    } finally {
+      Logger.overrideLogger(false);
+    }
+    expect(logged.join('\n')).toContain('a transaction cannot stay open for a stream');
   });
 });
