@@ -30,7 +30,9 @@ export interface EmitResult {
  * idempotently, inside the ambient transaction when there is one; `send` inserts a request for
  * the serving group and waits for the reply row in this client's inbox.
  */
-export class ClientPostgres extends ClientProxy<PostgresClientEvents, PostgresStatus> {
+// Status is typed `string` (values are PostgresStatus) so a ClientPostgres stays assignable to
+// ClientProxy, the type users inject clients as.
+export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
   protected readonly logger = new Logger(ClientPostgres.name);
   private readonly options: ResolvedClientOptions;
   private readonly queries: MessageQueries;
