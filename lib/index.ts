@@ -10,6 +10,7 @@ export {
   type PostgresRecordOptions,
 } from './client/postgres.record.js';
 export { PostgresContext, type PostgresMessageInfo } from './ctx-host/postgres.context.js';
+export { PostgresExceptionFilter } from './ctx-host/postgres-exception.filter.js';
 export {
   PostgresStatus,
   type DeadLetterEvent,

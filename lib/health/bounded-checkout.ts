@@ -30,8 +30,13 @@ export function withClientWithin<T>(
     };
     const timer = setTimeout(() => {
       settle(() => reject(new CheckTimeoutError(client ? 'query' : 'checkout')));
-      // Ends the stuck query: `work` rejects, and the finally below discards the connection.
-      client?.connection.stream.destroy();
+      if (client) {
+        // Ends the stuck query: `work` rejects, and the finally below discards the connection.
+        // The client then emits 'error', which nobody else listens to while it is checked out:
+        // unheard, it would crash the process.
+        client.on('error', () => undefined);
+        client.connection.stream.destroy();
+      }
     }, timeoutMs);
     timer.unref();
 

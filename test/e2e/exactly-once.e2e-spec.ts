@@ -6,6 +6,7 @@ import {
   ClientPostgres,
   POSTGRES_TRANSPORT,
   PostgresContext,
+  PostgresExceptionFilter,
   PostgresRecord,
   type DeadLetterEvent,
 } from '../../lib/index.js';
@@ -56,13 +57,13 @@ describe('exactly-once send and consume', () => {
     db = await createTestDatabase();
     await query(db.url, 'CREATE TABLE ledger (key text NOT NULL, message_id text NOT NULL)');
     for (let i = 0; i < 4; i++) {
-      const { app, server } = await startServer(db.url, [LedgerController], {
-        group: 'ledger',
-        concurrency: 2,
-        retryDelayMs: 20,
-        maxRetryDelayMs: 50,
-        maxAttempts: 3,
-      });
+      const { app, server } = await startServer(
+        db.url,
+        [LedgerController],
+        { group: 'ledger', concurrency: 2, retryDelayMs: 20, maxRetryDelayMs: 50, maxAttempts: 3 },
+        [],
+        (microservice) => microservice.useGlobalFilters(new PostgresExceptionFilter()),
+      );
       server.on('deadLetter', (event) => deadLetters.push(event));
       apps.push(app);
     }
@@ -165,7 +166,7 @@ describe('exactly-once send and consume', () => {
     );
     expect(row.attempts).toBe(3);
     expect(row.consumed_at).toBeNull();
-    expect(row.last_error).toContain('Internal server error');
+    expect(row.last_error).toContain('payment provider rejected the card');
     expect(deadLetters).toEqual([
       expect.objectContaining({ pattern: 'always.fails', group: 'ledger', attempts: 3 }),
     ]);

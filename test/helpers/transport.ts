@@ -14,6 +14,7 @@ export async function startServer(
   controllers: Type[],
   options: Omit<ServerPostgresOptions, 'connectionString'>,
   providers: Provider[] = [],
+  configure?: (app: INestMicroservice) => void,
 ): Promise<{ app: INestMicroservice; server: ServerPostgres }> {
   const moduleRef = await Test.createTestingModule({ controllers, providers }).compile();
   const server = new ServerPostgres({ connectionString: url, ...options });
@@ -21,6 +22,7 @@ export async function startServer(
     strategy: server,
     logger: process.env.TEST_LOGS ? ['error', 'warn', 'log'] : false,
   });
+  configure?.(app);
   await app.listen();
   return { app, server };
 }
