@@ -14,7 +14,8 @@ import {
 import { NO_MESSAGE_HANDLER } from '../postgres.constants.js';
 import { statusOf } from '../server/status-of.js';
 import { messageQueries, type MessageQueries } from '../sql/message.queries.js';
-import { currentTransaction, type ActiveTransaction } from '../transaction/active-transaction.js';
+import { ActiveTransaction, currentTransaction } from '../transaction/active-transaction.js';
+import { targetOfClient } from '../transaction/client-target.js';
 import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { encodeOutgoing } from './outgoing-message.js';
 import { ReplyInbox } from './reply-inbox.js';
@@ -197,11 +198,16 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     );
   }
 
+  /**
+   * The transaction an emit joins: the ambient one (a handler's consume transaction, an
+   * interceptor's, or one handed over with `runWith`) if it is on this client's database, else
+   * one that `externalTransaction` reports.
+   */
   private joinableTransaction(): ActiveTransaction | undefined {
-    const transaction = currentTransaction();
-    return transaction && transaction.target === this.options.connection.target
-      ? transaction
-      : undefined;
+    const ambient = currentTransaction();
+    if (ambient && ambient.target === this.options.connection.target) return ambient;
+    const external = this.options.externalTransaction?.();
+    return external ? new ActiveTransaction(external, targetOfClient(external), false) : undefined;
   }
 
   private wake(pattern: string, recipients: string[]): void {

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { ProducerDeserializer, ProducerSerializer } from '@nestjs/microservices';
 import type { PostgresConnectionOptions } from './connection-options.interface.js';
 
@@ -9,6 +10,12 @@ export interface ClientPostgresOptions extends PostgresConnectionOptions {
   maxPayloadBytes?: number;
   /** Interval of the fallback check for replies while requests are pending. Default 1000 ms. */
   replyPollIntervalMs?: number;
+  /**
+   * Returns the node-postgres client of a transaction managed elsewhere (e.g. by
+   * @nestjs-cls/transactional), or undefined outside one. Emits then join that transaction, as
+   * with `PostgresTransactionHost.runWith`. Await such emits before the transaction commits.
+   */
+  externalTransaction?: () => pg.ClientBase | undefined;
   serializer?: ProducerSerializer;
   deserializer?: ProducerDeserializer;
 }
@@ -17,6 +24,7 @@ export const CLIENT_OPTION_KEYS = [
   'replyTimeoutMs',
   'maxPayloadBytes',
   'replyPollIntervalMs',
+  'externalTransaction',
   'serializer',
   'deserializer',
 ] as const;

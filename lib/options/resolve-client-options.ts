@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { InvalidOptionError } from '../errors/invalid-option.error.js';
 import { CLIENT_OPTION_KEYS, type ClientPostgresOptions } from './client-options.interface.js';
 import { CONNECTION_OPTION_KEYS } from './connection-options.interface.js';
@@ -9,6 +10,7 @@ export interface ResolvedClientOptions {
   readonly replyTimeoutMs: number;
   readonly maxPayloadBytes: number;
   readonly replyPollIntervalMs: number;
+  readonly externalTransaction: (() => pg.ClientBase | undefined) | undefined;
 }
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
@@ -34,6 +36,7 @@ export function resolveClientOptions(options: ClientPostgresOptions): ResolvedCl
         max: 512 * 1024 * 1024,
       },
     ),
+    externalTransaction: options.externalTransaction,
     replyPollIntervalMs: integerOption('replyPollIntervalMs', options.replyPollIntervalMs, 1_000, {
       min: 10,
     }),

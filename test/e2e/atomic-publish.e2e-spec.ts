@@ -303,4 +303,30 @@ describe('atomic publish', () => {
     }
     expect(logged.join('\n')).toContain('a transaction cannot stay open for a stream');
   });
+
+  it('joins a transaction reported by externalTransaction (the nestjs-cls path)', async () => {
+    const pool = new pg.Pool({ connectionString: db.url });
+    let current: pg.PoolClient | undefined;
+    const client = app.get(PostgresTransport).createClient({ externalTransaction: () => current });
+    for (const [id, outcome] of [
+      ['e-commit', 'COMMIT'],
+      ['e-rollback', 'ROLLBACK'],
+    ] as const) {
+      current = await pool.connect();
+      await current.query('BEGIN');
+      await lastValueFrom(client.emit('order.created', { id }));
+      await current.query(outcome);
+      current.release();
+      current = undefined;
+    }
+    await waitFor(() => shipped.includes('e-commit'), { message: 'e-commit shipped' });
+    expect(
+      await count(
+        db.url,
+        "SELECT 1 FROM nestjs_transport.messages WHERE payload->'data'->>'id' = 'e-rollback'",
+      ),
+    ).toBe(0);
+    await pool.end();
+    await client.close();
+  });
 });
