@@ -81,7 +81,7 @@ export class DeadLetterAdmin implements BeforeApplicationShutdown {
   async requeue(id: string | number | bigint): Promise<number> {
     const messageId = messageIdOf('id', id);
     const { rows } = await this.transport.pool.query<WakeupHint>(this.queries.requeue, [messageId]);
-    void rows;
+    this.notifier.wake(rows);
     if (rows.length > 0) this.logger.log(`Requeued dead letter ${messageId}`);
     return rows.length;
   }
