@@ -30,11 +30,7 @@ export function resolveServerOptions(options: ServerPostgresOptions): ResolvedSe
     'ServerPostgres',
   );
   const group = requiredString('group', options.group, '"shipping"');
-  if (
-    group.length > MAX_GROUP_LENGTH ||
-    /[\u0000-\u001f]/.test(group) ||
-    group.startsWith('reply:')
-  ) {
+  if (group.length > MAX_GROUP_LENGTH || hasControlCharacter(group) || group.startsWith('reply:')) {
     throw new InvalidOptionError(
       'group',
       `use up to ${MAX_GROUP_LENGTH} printable characters, not starting with "reply:"`,
@@ -56,4 +52,8 @@ export function resolveServerOptions(options: ServerPostgresOptions): ResolvedSe
     sweepIntervalMs: integerOption('sweepIntervalMs', options.sweepIntervalMs, 5_000, { min: 10 }),
     shutdownTimeoutMs: integerOption('shutdownTimeoutMs', options.shutdownTimeoutMs, 10_000),
   };
+}
+
+function hasControlCharacter(value: string): boolean {
+  return [...value].some((char) => char.charCodeAt(0) < 0x20);
 }

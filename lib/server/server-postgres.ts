@@ -44,7 +44,10 @@ export class ServerPostgres
   private readonly notifier: WakeupNotifier;
   private readonly consumer: GroupConsumer;
   private readonly processor: BatchProcessor;
-  private readonly listeners = new Map<keyof PostgresServerEvents, Set<Function>>();
+  private readonly listeners = new Map<
+    keyof PostgresServerEvents,
+    Set<(...args: never[]) => void>
+  >();
   private readonly subscriptions = new Subscription();
   private readonly outcomes = new Subject<MessageOutcome>();
   private readonly totals: MessageCounters = {
