@@ -14,6 +14,8 @@ export interface BatchProcessorDeps {
   readonly group: string;
   readonly target: string;
   readonly maxAttempts: number;
+  /** The claim's lease: when a rolled-back batch's messages become claimable again. */
+  readonly leaseMs: number;
   readonly retryDelayMs: number;
   readonly maxRetryDelayMs: number;
   readonly notifier: WakeupNotifier;
@@ -64,10 +66,14 @@ export class BatchProcessor {
 
   async process(batch: readonly ClaimedMessage[]): Promise<void> {
     const { queries } = this.deps;
+    let broken: Error | undefined;
     const client = await this.deps.pool().connect();
+    // A checked-out client whose connection dies emits 'error'; unhandled, that would end the
+    // process. The failing query rejects as well, and the batch rolls back through it.
+    const onError = (error: Error) => (broken ??= error);
+    client.on('error', onError);
     this.active.add(client);
     const transaction = new ActiveTransaction(client, this.deps.target);
-    let broken: Error | undefined;
     try {
       const results = (await client.query(
         queries.lockClaimed(batch.map((m) => m.id)),
@@ -105,7 +111,9 @@ export class BatchProcessor {
         `Batch of ${batch.length} in group "${this.deps.group}" rolled back; its messages return ` +
           `when their lease ends: ${broken.message}`,
       );
+      this.deps.onRetryScheduled(this.deps.leaseMs);
     } finally {
+      client.off('error', onError);
       // A connection that failed mid-transaction is discarded rather than reused.
       if (this.active.delete(client)) client.release(broken);
     }

@@ -88,6 +88,7 @@ export class ServerPostgres
       group: this.options.group,
       target: connection.target,
       maxAttempts: this.options.maxAttempts,
+      leaseMs: this.options.leaseMs,
       retryDelayMs: this.options.retryDelayMs,
       maxRetryDelayMs: this.options.maxRetryDelayMs,
       notifier: this.notifier,

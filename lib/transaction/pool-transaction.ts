@@ -9,8 +9,18 @@ import { targetOfClient } from './client-target.js';
 export class PoolTransaction extends ActiveTransaction {
   private finished = false;
 
+  /** A checked-out client whose connection dies emits 'error'; unhandled, it ends the process. */
+  private readonly onError = (error: Error) => (this.broken ??= error);
+  private broken: Error | undefined;
+
   private constructor(private readonly poolClient: pg.PoolClient) {
     super(poolClient, targetOfClient(poolClient));
+    poolClient.on('error', this.onError);
+  }
+
+  private release(error?: Error): void {
+    this.poolClient.off('error', this.onError);
+    this.poolClient.release(error ?? this.broken);
   }
 
   static async begin(pool: pg.Pool): Promise<PoolTransaction> {
@@ -34,10 +44,10 @@ export class PoolTransaction extends ActiveTransaction {
     } catch (error) {
       await this.poolClient.query('ROLLBACK').catch(() => undefined);
       this.rolledBack();
-      this.poolClient.release(error as Error);
+      this.release(error as Error);
       throw error;
     }
-    this.poolClient.release();
+    this.release();
     this.committed();
   }
 
@@ -49,6 +59,6 @@ export class PoolTransaction extends ActiveTransaction {
     let broken: Error | undefined;
     await this.poolClient.query('ROLLBACK').catch((error: Error) => (broken = error));
     this.rolledBack();
-    this.poolClient.release(broken);
+    this.release(broken);
   }
 }
