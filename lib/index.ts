@@ -28,5 +28,24 @@ export {
   Transactional,
 } from './transaction/postgres-transaction.interceptor.js';
 export type { PoolTransaction } from './transaction/pool-transaction.js';
+export { DeadLetterAdmin } from './admin/dead-letter-admin.js';
+export {
+  DEAD_LETTER_ADMIN_OPTIONS,
+  type DeadLetterAdminOptions,
+} from './admin/dead-letter-admin.options.js';
+export type {
+  DeadLetter,
+  DeadLetterFilter,
+  DeadLetterPage,
+  DeadLetterSummary,
+  ListDeadLettersOptions,
+} from './admin/dead-letter.js';
+export { InvalidArgumentError } from './admin/invalid-argument.error.js';
+export { RetentionJob } from './retention/retention-job.js';
+export {
+  POSTGRES_RETENTION_OPTIONS,
+  RETENTION_DEFAULTS,
+  type RetentionOptions,
+} from './retention/retention.options.js';
 export * from './errors/index.js';
 export * from './listener/index.js';

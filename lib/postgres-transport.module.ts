@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { DeadLetterAdmin } from './admin/dead-letter-admin.js';
 import { PostgresListener } from './listener/index.js';
 import { ConfigurableModuleClass } from './postgres-transport.module-definition.js';
 import { POSTGRES_POOL } from './postgres.constants.js';
@@ -26,8 +27,10 @@ import { PostgresTransactionHost } from './transaction/postgres-transaction-host
     },
     PostgresTransactionHost,
     PostgresTransactionInterceptor,
+    DeadLetterAdmin,
   ],
   exports: [
+    DeadLetterAdmin,
     PostgresTransport,
     POSTGRES_POOL,
     PostgresListener,

@@ -62,6 +62,7 @@ export async function runDemo({ url, orders, serve }: DemoOptions): Promise<Shop
     );
     await faults;
     step('Waiting for payments and shipping to finish');
+    await printHealth(base);
     let report = await shopReport(db);
     for (
       let waited = 0;
@@ -71,6 +72,7 @@ export async function runDemo({ url, orders, serve }: DemoOptions): Promise<Shop
       await sleep(250);
       report = await shopReport(db);
     }
+    await printHealth(base);
     if (serve) {
       step(
         `Serving: try curl -XPOST ${base}/orders -H 'content-type: application/json' -d '{"item":"lamp","qty":2}'. Ctrl-C stops.`,
@@ -82,6 +84,19 @@ export async function runDemo({ url, orders, serve }: DemoOptions): Promise<Shop
     await Promise.all([api, payments, ...shipping].map((service) => service.stop()));
     await db.end();
   }
+}
+
+/** One line from GET /health: overall status, listener state, backlog per group. */
+async function printHealth(base: string): Promise<void> {
+  const response = await fetch(`${base}/health`);
+  const body = (await response.json()) as { status?: string; details?: Record<string, any> };
+  const postgres = body.details?.postgres ?? {};
+  const groups = Object.entries(postgres.groups ?? {})
+    .map(([group, backlog]: [string, any]) => `${group} ${backlog.pending} pending`)
+    .join(', ');
+  console.log(
+    `  GET /health → ${response.status} ${body.status}: listener ${postgres.listener?.state}; ${groups}`,
+  );
 }
 
 async function until(condition: () => boolean): Promise<void> {

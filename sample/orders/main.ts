@@ -1,8 +1,11 @@
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientsModule } from '@nestjs/microservices';
-import { PostgresTransport, PostgresTransportModule } from '../../lib/index.js';
+import { TerminusModule } from '@nestjs/terminus';
+import { PostgresHealthIndicator } from '../../lib/health/index.js';
+import { PostgresTransport, PostgresTransportModule, RetentionJob } from '../../lib/index.js';
 import { databaseUrl, transportTimings } from '../service-options.js';
+import { HealthController } from './health.controller.js';
 import { OrdersController } from './orders.controller.js';
 import { OrdersService } from './orders.service.js';
 
@@ -12,6 +15,7 @@ import { OrdersService } from './orders.service.js';
       connectionString: databaseUrl(),
       listener: transportTimings.listener,
     }),
+    TerminusModule,
     ClientsModule.registerAsync([
       {
         name: 'EVENTS',
@@ -20,8 +24,8 @@ import { OrdersService } from './orders.service.js';
       },
     ]),
   ],
-  controllers: [OrdersController],
-  providers: [OrdersService],
+  controllers: [OrdersController, HealthController],
+  providers: [OrdersService, PostgresHealthIndicator, RetentionJob],
 })
 class OrdersModule {}
 

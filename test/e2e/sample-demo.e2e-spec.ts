@@ -29,6 +29,9 @@ describe('the sample shop demo', () => {
     expect({ code, tail: output.slice(-1500) }).toMatchObject({ code: 0 });
     expect(output).toContain('Killing shipping-1');
     expect(output).toMatch(/Cut [1-9]\d* LISTEN connections/);
+    expect(output).toMatch(
+      /GET \/health → 200 ok: listener \w+; payments 0 pending, shipping 0 pending/,
+    );
     expect(output).toContain('Every paid order has exactly one shipment (60/60)');
   });
 });
