@@ -1,0 +1,123 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import pg from 'pg';
+import { nowMs } from './stats.js';
+
+/** Clock ticks per second of /proc/<pid>/stat times; 100 on every Linux this runs on. */
+const TICKS_PER_SECOND = 100;
+
+interface ProcStat {
+  readonly ppid: number;
+  readonly comm: string;
+  /** utime + stime, in ticks. */
+  readonly own: number;
+  /** cutime + cstime: time of children already reaped, in ticks. */
+  readonly reaped: number;
+}
+
+function readStat(pid: number): ProcStat | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = text.lastIndexOf(')');
+    const comm = text.slice(text.indexOf('(') + 1, close);
+    const fields = text.slice(close + 2).split(' ');
+    // fields[0] is state (field 3); utime is field 14, so fields[11].
+    return {
+      ppid: Number(fields[1]),
+      comm,
+      own: Number(fields[11]) + Number(fields[12]),
+      reaped: Number(fields[13]) + Number(fields[14]),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU used so far by a PostgreSQL server running on this machine, in milliseconds: the
+ * postmaster, every live child, and the children it has already reaped.
+ */
+function postgresCpuMs(postmaster: number): number {
+  const root = readStat(postmaster);
+  if (!root) return Number.NaN;
+  let ticks = root.own + root.reaped;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (stat?.ppid === postmaster) ticks += stat.own;
+  }
+  return (ticks * 1000) / TICKS_PER_SECOND;
+}
+
+/** The postmaster's pid, when the server runs on this machine; undefined otherwise. */
+async function findPostmaster(url: string): Promise<number | undefined> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const backend = readStat(rows[0].pid);
+    if (!backend) return undefined;
+    return readStat(backend.ppid)?.comm.startsWith('postgres') ? backend.ppid : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Busy CPU time of the whole machine so far (all cores, from /proc/stat), in milliseconds. */
+function machineBusyMs(): number {
+  try {
+    const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
+    return ((user + nice + system + irq + softirq + steal) * 1000) / TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU spent while something ran, split between this Node.js process and PostgreSQL. */
+export interface CpuUsage {
+  readonly wallMs: number;
+  readonly nodeMs: number;
+  /** NaN when the server is not on this machine. */
+  readonly postgresMs: number;
+  /** Everything else the machine ran meanwhile (other processes, child processes included). */
+  readonly otherMs: number;
+}
+
+/** Measures CPU from `start()` to `stop()`. */
+export class CpuMeter {
+  private constructor(
+    private readonly postmaster: number | undefined,
+    private readonly startWall: number,
+    private readonly startNode: NodeJS.CpuUsage,
+    private readonly startPostgres: number,
+    private readonly startMachine: number,
+  ) {}
+
+  static async start(url: string): Promise<CpuMeter> {
+    const postmaster = await findPostmaster(url);
+    return new CpuMeter(
+      postmaster,
+      nowMs(),
+      process.cpuUsage(),
+      postmaster ? postgresCpuMs(postmaster) : Number.NaN,
+      machineBusyMs(),
+    );
+  }
+
+  stop(): CpuUsage {
+    const node = process.cpuUsage(this.startNode);
+    const nodeMs = (node.user + node.system) / 1000;
+    const postgresMs = this.postmaster
+      ? postgresCpuMs(this.postmaster) - this.startPostgres
+      : Number.NaN;
+    const machineMs = machineBusyMs() - this.startMachine;
+    return {
+      wallMs: nowMs() - this.startWall,
+      nodeMs,
+      postgresMs,
+      otherMs: Math.max(0, machineMs - nodeMs - (Number.isNaN(postgresMs) ? 0 : postgresMs)),
+    };
+  }
+}
