@@ -1,0 +1,38 @@
+import type { Contender } from './contender.js';
+import { graphileWorkerContender } from './graphile-worker-contender.js';
+import { notifyFloorContender } from './notify-floor-contender.js';
+import { pgBossContender } from './pg-boss-contender.js';
+import { transportContender } from './transport-contender.js';
+
+/** Each peer with its best documented settings for this machine (see docs/benchmarks.md). */
+export const PG_BOSS_POLLING = pgBossContender({
+  notify: false,
+  batchSize: 10,
+  localConcurrency: 4,
+});
+export const PG_BOSS_NOTIFY = pgBossContender({ notify: true, batchSize: 10, localConcurrency: 4 });
+export const GRAPHILE_WORKER = graphileWorkerContender({
+  concurrency: 24,
+  localQueueSize: 500,
+  completionBatchDelay: 0,
+});
+export const TRANSPORT = transportContender();
+/** Ours with more connections and bigger batches, to show what the defaults leave unused. */
+export const TRANSPORT_TUNED = transportContender({ concurrency: 4, batchSize: 50 });
+export const NOTIFY_FLOOR = notifyFloorContender;
+
+const ALL = [
+  TRANSPORT,
+  TRANSPORT_TUNED,
+  PG_BOSS_POLLING,
+  PG_BOSS_NOTIFY,
+  GRAPHILE_WORKER,
+  NOTIFY_FLOOR,
+];
+
+/** Looks a contender up by name, for child processes. */
+export function contenderByName(name: string): Contender {
+  const contender = ALL.find((c) => c.name === name);
+  if (!contender) throw new Error(`Unknown contender "${name}"`);
+  return contender;
+}

@@ -1,0 +1,116 @@
+import { Controller, Inject, Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { lastValueFrom } from 'rxjs';
+import {
+  ClientPostgres,
+  migrate,
+  POSTGRES_TRANSPORT,
+  PostgresContext,
+  ServerPostgres,
+  type ServerPostgresOptions,
+} from '../../lib/index.js';
+import { benchLogger } from './bench-logger.js';
+import { BENCH_PATTERN, type Contender, type ConsumerHooks } from './contender.js';
+import { query } from './database.js';
+import { INSERT_BUSINESS_ROW, type BenchPayload } from './workload.js';
+
+export const BENCH_GROUP = 'bench';
+const HOOKS = Symbol('BENCH_HOOKS');
+
+@Controller()
+class BenchController {
+  constructor(@Inject(HOOKS) private readonly hooks: ConsumerHooks) {}
+
+  /** Writes one business row in the consume transaction. */
+  @EventPattern<string>(BENCH_PATTERN, POSTGRES_TRANSPORT)
+  async entry(@Payload() payload: BenchPayload, @Ctx() ctx: PostgresContext): Promise<void> {
+    this.hooks.started?.(payload);
+    await ctx.query(INSERT_BUSINESS_ROW, [payload.n]);
+    this.hooks.handled?.(payload);
+  }
+}
+
+function benchModule(hooks: ConsumerHooks): Type {
+  @Module({ controllers: [BenchController], providers: [{ provide: HOOKS, useValue: hooks }] })
+  class BenchConsumerModule {}
+  return BenchConsumerModule;
+}
+
+/** Starts a Nest microservice on ServerPostgres with the bench handler. */
+export async function startTransportConsumer(
+  url: string,
+  hooks: ConsumerHooks,
+  options: Partial<ServerPostgresOptions> = {},
+): Promise<{ server: ServerPostgres; stop(): Promise<void> }> {
+  const server = new ServerPostgres({ connectionString: url, group: BENCH_GROUP, ...options });
+  const app = await NestFactory.createMicroservice(benchModule(hooks), {
+    strategy: server,
+    logger: benchLogger,
+  });
+  await app.listen();
+  return { server, stop: () => app.close() };
+}
+
+export interface TransportSettings {
+  readonly concurrency?: number;
+  readonly batchSize?: number;
+}
+
+/** nestjs-pg-transport; without settings, with the library defaults (concurrency 2, batches of 10). */
+export function transportContender(settings: TransportSettings = {}): Contender {
+  const tuned = settings.concurrency !== undefined || settings.batchSize !== undefined;
+  const concurrency = settings.concurrency ?? 2;
+  const batchSize = settings.batchSize ?? 10;
+  return {
+    name: tuned ? `nestjs-pg-transport-c${concurrency}-b${batchSize}` : 'nestjs-pg-transport',
+    label: tuned
+      ? `nestjs-pg-transport (concurrency ${concurrency}, batchSize ${batchSize})`
+      : 'nestjs-pg-transport',
+    settings: tuned
+      ? `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize}, otherwise defaults`
+      : 'library defaults: `concurrency` 2, `batchSize` 10, LISTEN/NOTIFY wake-ups sent after commit',
+    guarantee: 'business row written in the consume transaction (exactly once)',
+
+    async prepare(url) {
+      await migrate(url);
+    },
+
+    startConsumer: (url, hooks) => startTransportConsumer(url, hooks, { concurrency, batchSize }),
+
+    async startProducer(url) {
+      const client = new ClientPostgres({ connectionString: url });
+      await client.connect();
+      return {
+        emit: async (payload) => {
+          await lastValueFrom(client.emit(BENCH_PATTERN, payload));
+        },
+        close: () => client.close(),
+      };
+    },
+
+    insertBacklog: (url, count) => insertTransportBacklog(url, count),
+  };
+}
+
+/**
+ * Inserts `count` pending messages for the bench group straight into the messages table, in
+ * chunks of `chunk` rows: what a bulk import or a replay would do.
+ */
+export async function insertTransportBacklog(
+  url: string,
+  count: number,
+  chunk = 100_000,
+): Promise<void> {
+  for (let first = 1; first <= count; first += chunk) {
+    const last = Math.min(count, first + chunk - 1);
+    await query(
+      url,
+      `INSERT INTO nestjs_transport.messages (recipient, pattern, kind, idempotency_key, payload)
+       SELECT $1, $2, 'event', 'k' || g,
+              json_build_object('pattern', $2::text, 'data', json_build_object('n', g, 'sentAt', 0))
+       FROM generate_series($3::int, $4::int) AS g`,
+      [BENCH_GROUP, BENCH_PATTERN, first, last],
+    );
+  }
+}
