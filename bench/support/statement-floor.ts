@@ -1,0 +1,73 @@
+import pg from 'pg';
+import { messageQueries } from '../../lib/sql/message.queries.js';
+import { BENCH_GROUP } from './transport-contender.js';
+import { INSERT_BUSINESS_ROW } from './workload.js';
+
+/**
+ * How a raw consumer sends the library's own statements (claim, lock, settle, commit) around
+ * the handler's INSERT:
+ * - `library`: as the library does, SAVEPOINT and RELEASE each on its own round trip;
+ * - `merged`: SAVEPOINT sent with the lock, and `RELEASE; SAVEPOINT` in one round trip;
+ * - `none`: no savepoint at all (a failing handler would then roll back the whole batch).
+ */
+export type SavepointMode = 'library' | 'merged' | 'none';
+
+const SP = 'pg_transport_message';
+
+/**
+ * Drains the bench group's pending messages with `workers` loops of plain pg calls, no Nest and
+ * no library code: what the statement sequence alone allows on this machine.
+ */
+export async function drainWithStatements(
+  url: string,
+  workers: number,
+  batchSize: number,
+  mode: SavepointMode,
+): Promise<number> {
+  const queries = messageQueries('"nestjs_transport"');
+  const pool = new pg.Pool({ connectionString: url, max: workers * 2 });
+  let handled = 0;
+  const worker = async () => {
+    for (;;) {
+      const { rows } = await pool.query<{ id: string; payload: { data: { n: number } } }>(
+        queries.claim,
+        [BENCH_GROUP, batchSize, 30_000],
+      );
+      if (rows.length === 0) return;
+      const ids = rows.map((r) => r.id);
+      const client = await pool.connect();
+      try {
+        const lock = queries.lockClaimed(ids);
+        await client.query(mode === 'merged' ? `${lock}; SAVEPOINT ${SP}` : lock);
+        for (const [i, row] of rows.entries()) {
+          if (mode === 'library') await client.query(`SAVEPOINT ${SP}`);
+          await client.query(INSERT_BUSINESS_ROW, [row.payload.data.n]);
+          if (mode === 'library') await client.query(`RELEASE SAVEPOINT ${SP}`);
+          if (mode === 'merged') {
+            await client.query(
+              i < rows.length - 1
+                ? `RELEASE SAVEPOINT ${SP}; SAVEPOINT ${SP}`
+                : `RELEASE SAVEPOINT ${SP}`,
+            );
+          }
+        }
+        await client.query(queries.settle, [
+          ids,
+          ids.map(() => 'consumed'),
+          ids.map(() => 0),
+          ids.map(() => null),
+        ]);
+        await client.query('COMMIT');
+        handled += rows.length;
+      } finally {
+        client.release();
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: workers }, worker));
+  } finally {
+    await pool.end();
+  }
+  return handled;
+}
