@@ -1,6 +1,9 @@
 import { Logger } from '@nestjs/common';
 import type { ClaimedMessage } from './claimed-message.js';
 
+/** Pause before claiming again after a failed claim (a broken pool connection, a restart). */
+const CLAIM_RETRY_MS = 1_000;
+
 export interface GroupConsumerDeps {
   readonly group: string;
   readonly concurrency: number;
@@ -22,6 +25,7 @@ export class GroupConsumer {
   private woken = false;
   private stopping = false;
   private idle: Array<() => void> = [];
+  private claimRetry: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: GroupConsumerDeps) {}
 
@@ -39,6 +43,7 @@ export class GroupConsumer {
   /** Stops claiming and waits up to `timeoutMs` for in-flight batches. Resolves true if all ended. */
   async stop(timeoutMs: number): Promise<boolean> {
     this.stopping = true;
+    clearTimeout(this.claimRetry);
     if (this.workers === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const ended = await Promise.race([
@@ -47,6 +52,15 @@ export class GroupConsumer {
     ]);
     clearTimeout(timer);
     return ended;
+  }
+
+  private retryClaimSoon(): void {
+    if (this.stopping || this.claimRetry) return;
+    this.claimRetry = setTimeout(() => {
+      this.claimRetry = undefined;
+      this.wake();
+    }, CLAIM_RETRY_MS);
+    this.claimRetry.unref();
   }
 
   private startWorker(): void {
@@ -64,10 +78,12 @@ export class GroupConsumer {
       try {
         batch = await this.deps.claim();
       } catch (error) {
-        // The sweep and the listener's reconnect wake the group again.
+        // Wake-ups that arrived meanwhile found this worker running and started none, so try
+        // again shortly rather than wait for the sweep.
         this.logger.warn(
           `Claim for group "${this.deps.group}" failed: ${(error as Error).message}`,
         );
+        this.retryClaimSoon();
         return;
       }
       if (batch.length === 0) {
