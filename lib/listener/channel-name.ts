@@ -1,3 +1,4 @@
+import { quoteIdentifier } from '../sql/identifiers.js';
 import { InvalidChannelNameError } from './listener.errors.js';
 
 /** PostgreSQL identifiers are at most NAMEDATALEN - 1 bytes; longer ones are silently truncated. */
@@ -25,6 +26,4 @@ export function assertChannelName(channel: string): void {
 }
 
 /** Quotes a channel for LISTEN/UNLISTEN, which take an identifier and no bind parameters. */
-export function quoteChannel(channel: string): string {
-  return `"${channel.replaceAll('"', '""')}"`;
-}
+export const quoteChannel: (channel: string) => string = quoteIdentifier;
