@@ -1,6 +1,13 @@
+import { loadavg } from 'node:os';
 import type { Contender, Producer } from '../support/contender.js';
 import { ChildConsumer } from '../support/child-consumer.js';
-import { GRAPHILE_WORKER, NOTIFY_FLOOR, PG_BOSS_NOTIFY, TRANSPORT } from '../support/contenders.js';
+import {
+  GRAPHILE_WORKER,
+  GRAPHILE_WORKER_DIRECT,
+  NOTIFY_FLOOR,
+  PG_BOSS_NOTIFY,
+  TRANSPORT,
+} from '../support/contenders.js';
 import { inFreshDatabase } from '../support/database.js';
 import { rotate, sleep } from '../support/harness.js';
 import {
@@ -33,6 +40,8 @@ export interface LatencyRun {
   readonly load: LatencySummary;
   /** Messages the producer actually sent per second during the load phase. */
   readonly loadSent: number;
+  /** The machine's 1-minute load average when the run ended: how busy the machine was. */
+  readonly loadAverage: number;
   readonly rows: number;
   readonly expected: number;
 }
@@ -112,6 +121,7 @@ async function measure(serverUrl: string, contender: Contender, size: Size): Pro
       sparse: summarizeLatencies(within(sparseFirst, sparseLast)),
       load: summarizeLatencies(within(sparseLast + 1, load.last)),
       loadSent: load.sentPerSecond,
+      loadAverage: loadavg()[0],
       rows: counted.rows,
       expected: load.last,
     };
@@ -129,7 +139,13 @@ export const latencyScenario: Scenario<LatencyData> = {
 
   async run(context: BenchContext): Promise<ScenarioResult<LatencyData>> {
     const size = SIZES[context.scale];
-    const contenders = [TRANSPORT, PG_BOSS_NOTIFY, GRAPHILE_WORKER, NOTIFY_FLOOR];
+    const contenders = [
+      TRANSPORT,
+      PG_BOSS_NOTIFY,
+      GRAPHILE_WORKER,
+      GRAPHILE_WORKER_DIRECT,
+      NOTIFY_FLOOR,
+    ];
     const runs = new Map<Contender, LatencyRun[]>(contenders.map((c) => [c, []]));
     for (let run = 0; run < context.runs; run++) {
       for (const contender of rotate(contenders, run)) {
@@ -155,13 +171,14 @@ export const latencyScenario: Scenario<LatencyData> = {
     const ours = data.contenders[0];
     const table = (phase: 'sparse' | 'load', title: string) => ({
       title,
-      head: ['Contender', 'p50 ms', 'p95 ms', 'p99 ms', 'samples per run'],
+      head: ['Contender', 'p50 ms', 'p95 ms', 'p99 ms', 'samples per run', 'load average per run'],
       rows: data.contenders.map((c) => [
         c.label,
         formatRuns(c[phase].p50, formatMs),
         formatRuns(c[phase].p95, formatMs),
         formatRuns(c[phase].p99, formatMs),
         String(c.runs[0]?.[phase].count ?? 0),
+        c.runs.map((r) => r.loadAverage.toFixed(1)).join(', '),
       ]),
     });
     const loadSent = data.contenders.map(

@@ -7,13 +7,23 @@ import { transportContender } from './transport-contender.js';
 /** Each peer with its best documented settings for this machine (see docs/benchmarks.md). */
 export const PG_BOSS_POLLING = pgBossContender({
   notify: false,
-  batchSize: 10,
+  batchSize: 100,
   localConcurrency: 4,
 });
-export const PG_BOSS_NOTIFY = pgBossContender({ notify: true, batchSize: 10, localConcurrency: 4 });
+export const PG_BOSS_NOTIFY = pgBossContender({
+  notify: true,
+  batchSize: 100,
+  localConcurrency: 4,
+});
 export const GRAPHILE_WORKER = graphileWorkerContender({
   concurrency: 24,
   localQueueSize: 500,
+  completionBatchDelay: 0,
+});
+/** Without the local queue, which graphile-worker's documentation says may add latency. */
+export const GRAPHILE_WORKER_DIRECT = graphileWorkerContender({
+  concurrency: 24,
+  localQueueSize: -1,
   completionBatchDelay: 0,
 });
 export const TRANSPORT = transportContender();
@@ -27,6 +37,7 @@ const ALL = [
   PG_BOSS_POLLING,
   PG_BOSS_NOTIFY,
   GRAPHILE_WORKER,
+  GRAPHILE_WORKER_DIRECT,
   NOTIFY_FLOOR,
 ];
 

@@ -41,6 +41,7 @@ describe('benchmark scenarios on a tiny input', () => {
     const result = await endToEndScenario.run(context);
     expect(result.data.contenders.map((c) => c.name)).toEqual([
       'nestjs-pg-transport',
+      'nestjs-pg-transport-c4-b50',
       'pg-boss-polling',
       'pg-boss-notify',
       'graphile-worker',
