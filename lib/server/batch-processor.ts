@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type pg from 'pg';
 import type { MessageOutcome } from '../events/message-outcome.events.js';
 import type { DeadLetterEvent } from '../events/postgres.events.js';
-import type { MessageQueries } from '../sql/message.queries.js';
+import { MESSAGE_SAVEPOINT, type MessageQueries } from '../sql/message.queries.js';
 import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import type { ClaimedMessage, HandleResult } from './claimed-message.js';
@@ -39,7 +39,10 @@ interface Settlement {
   durationMs: number;
 }
 
-const SAVEPOINT = 'pg_transport_message';
+const SAVEPOINT = MESSAGE_SAVEPOINT;
+
+/** Keeps what the last message wrote and opens a savepoint for the next one. */
+const NEXT_SAVEPOINT = `RELEASE SAVEPOINT ${SAVEPOINT}; SAVEPOINT ${SAVEPOINT}`;
 
 const OUTCOME_TYPES = { consumed: 'handled', retry: 'failed', dead: 'deadLettered' } as const;
 
@@ -132,13 +135,14 @@ export class BatchProcessor {
         error: `the consumer died during attempt ${message.attempts - 1} of ${this.deps.maxAttempts}`,
       };
     }
-    await client.query(`SAVEPOINT ${SAVEPOINT}`);
+    // A clean savepoint is open on entry: the lock query opened the first one, and each message
+    // leaves a fresh one behind for the next (RELEASE and SAVEPOINT share one round trip).
     let result = await runInTransaction(transaction, () => this.deps.handle(message, transaction));
     if (!result.rollback) {
       try {
         await transaction.settled();
         if (result.reply !== undefined) await this.writeReply(client, message, result.reply);
-        await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+        await client.query(NEXT_SAVEPOINT);
         return result;
       } catch (error) {
         // A write the handler started failed, or it swallowed a failed statement, which
@@ -151,9 +155,12 @@ export class BatchProcessor {
       }
     }
     await transaction.settled().catch(() => undefined);
+    // Undoes the handler's writes; the savepoint stays open and clean.
     await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-    if (result.reply !== undefined) await this.writeReply(client, message, result.reply);
-    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    if (result.reply !== undefined) {
+      await this.writeReply(client, message, result.reply);
+      await client.query(NEXT_SAVEPOINT);
+    }
     return result;
   }
 

@@ -2,6 +2,9 @@
  * Every statement the transport runs against its tables, built once per schema. Values are always
  * `$n` parameters; the schema arrives already quoted from option resolution.
  */
+/** The savepoint that isolates each message of a batch. */
+export const MESSAGE_SAVEPOINT = 'pg_transport_message';
+
 export function messageQueries(schema: string) {
   return {
     /** Records that `group` consumes these patterns, or refreshes `seen_at` if it already did. */
@@ -101,13 +104,14 @@ export function messageQueries(schema: string) {
      * until its lease ends. A row already consumed (possible only once a lease ran out and
      * another consumer took it) is re-checked after the wait and left out: that is what keeps
      * consume exactly-once. Locks are taken in id order so two consumers cannot deadlock. Ids
-     * are digits from the claim, so they are inlined to send BEGIN and the lock in one trip.
+     * are digits from the claim, so they are inlined to send BEGIN, the lock and the first message's
+     * savepoint in one trip.
      */
     lockClaimed(ids: readonly string[]): string {
       if (!ids.every((id) => /^\d+$/.test(id))) throw new Error('message ids must be integers');
       return `BEGIN; SELECT id::text AS id FROM ${schema}.messages
       WHERE id IN (${ids.join(',')}) AND consumed_at IS NULL AND dead_at IS NULL
-      ORDER BY id FOR UPDATE`;
+      ORDER BY id FOR UPDATE; SAVEPOINT ${MESSAGE_SAVEPOINT}`;
     },
 
     /**

@@ -38,6 +38,17 @@ class LedgerController {
     if (ctx.getAttempt() < 3) throw new Error(`flaky failure ${ctx.getAttempt()}`);
   }
 
+  /** Swallows a failed statement on its first attempt, which leaves the transaction aborted. */
+  @EventPattern<string>('swallows', POSTGRES_TRANSPORT)
+  async swallows(@Payload() body: { key: string }, @Ctx() ctx: PostgresContext) {
+    attemptsSeen.set(body.key, [...(attemptsSeen.get(body.key) ?? []), ctx.getAttempt()]);
+    await ctx.query('INSERT INTO ledger (key, message_id) VALUES ($1, $2)', [
+      body.key,
+      ctx.getMessageId(),
+    ]);
+    if (ctx.getAttempt() === 1) await ctx.query('SELECT 1 / 0').catch(() => undefined);
+  }
+
   @EventPattern<string>('always.fails', POSTGRES_TRANSPORT)
   async fails(@Ctx() ctx: PostgresContext) {
     await ctx.query("INSERT INTO ledger (key, message_id) VALUES ('never', $1)", [
@@ -150,6 +161,30 @@ describe('exactly-once send and consume', () => {
       "SELECT attempts, consumed_at IS NOT NULL AS consumed, last_error FROM nestjs_transport.messages WHERE pattern = 'flaky'",
     );
     expect(message).toMatchObject({ attempts: 3, consumed: true });
+  });
+
+  it('fails a handler that swallowed a failed statement, and keeps the rest of its batch', async () => {
+    await Promise.all(
+      ['ok-1', 'bad', 'ok-2'].map((key) =>
+        lastValueFrom(client.emit(key === 'bad' ? 'swallows' : 'ledger.entry', { key })),
+      ),
+    );
+    await waitFor(
+      async () => (await query(db.url, "SELECT 1 FROM ledger WHERE key = 'bad'")).length > 0,
+      { message: 'the swallowing handler to succeed on a retry' },
+    );
+    expect(attemptsSeen.get('bad')).toEqual([1, 2]);
+    const rows = await query(
+      db.url,
+      "SELECT key FROM ledger WHERE key IN ('ok-1', 'bad', 'ok-2') ORDER BY key",
+    );
+    expect(rows.map((r) => r.key)).toEqual(['bad', 'ok-1', 'ok-2']);
+    const [message] = await query(
+      db.url,
+      "SELECT attempts, last_error FROM nestjs_transport.messages WHERE pattern = 'swallows'",
+    );
+    expect(message.attempts).toBe(2);
+    expect(message.last_error).toMatch(/transaction aborted/);
   });
 
   it('dead-letters a message after maxAttempts and keeps its last error', async () => {
