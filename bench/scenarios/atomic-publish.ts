@@ -11,7 +11,8 @@ import {
   type Scenario,
   type ScenarioResult,
 } from '../support/report.js';
-import { nowMs, summarizeRuns, type RunSummary } from '../support/stats.js';
+import { CpuMeter, type CpuUsage } from '../support/resources.js';
+import { median, nowMs, summarizeRuns, type RunSummary } from '../support/stats.js';
 import { BUSINESS_TABLE, INSERT_BUSINESS_ROW } from '../support/workload.js';
 import { BENCH_GROUP } from '../support/transport-contender.js';
 
@@ -137,7 +138,7 @@ async function measure(
   variant: Variant,
   publishers: number,
   seconds: number,
-): Promise<{ perSecond: number; committed: number }> {
+): Promise<{ perSecond: number; committed: number; cpu: CpuUsage }> {
   const pool = new pg.Pool({ connectionString: url, max: publishers });
   const publisher = variant.endsWith('-ours')
     ? await transportPublisher(url, pool, variant)
@@ -148,6 +149,7 @@ async function measure(
     // Open every connection first, so the timed part does no connection set-up.
     const clients = await Promise.all(Array.from({ length: publishers }, () => pool.connect()));
     for (const client of clients) client.release();
+    const meter = await CpuMeter.start(url);
     const start = nowMs();
     const deadline = start + seconds * 1000;
     await Promise.all(
@@ -158,7 +160,8 @@ async function measure(
         }
       }),
     );
-    return { perSecond: (committed * 1000) / (nowMs() - start), committed };
+    const perSecond = (committed * 1000) / (nowMs() - start);
+    return { perSecond, committed, cpu: meter.stop() };
   } finally {
     await publisher.close();
     await pool.end();
@@ -172,6 +175,8 @@ export const atomicPublishScenario: Scenario<AtomicPublishData> = {
   async run(context: BenchContext): Promise<ScenarioResult<AtomicPublishData>> {
     const size = SIZES[context.scale];
     const samples = new Map<string, number[]>();
+    /** CPU per committed transaction, [Node.js, PostgreSQL] in ms, per run. */
+    const cpu = new Map<string, Array<[number, number]>>();
     let consistent = true;
     for (let run = 0; run < context.runs; run++) {
       await inFreshDatabase(context.serverUrl, async (db) => {
@@ -200,6 +205,10 @@ export const atomicPublishScenario: Scenario<AtomicPublishData> = {
             }
             const key = `${variant}:${publishers}`;
             samples.set(key, [...(samples.get(key) ?? []), result.perSecond]);
+            cpu.set(key, [
+              ...(cpu.get(key) ?? []),
+              [result.cpu.nodeMs / result.committed, result.cpu.postgresMs / result.committed],
+            ]);
             context.log(
               `atomic-publish run ${run + 1}/${context.runs} ${publishers} publishers ` +
                 `${LABELS[variant]}: ${formatCount(result.perSecond)}/s`,
@@ -268,6 +277,19 @@ export const atomicPublishScenario: Scenario<AtomicPublishData> = {
           'business',
           `Business row + message: transactions per second, median of ${context.runs} runs`,
         ),
+        {
+          title: 'CPU per committed transaction, ms: Node.js + PostgreSQL (medians)',
+          head: ['Publishers', ...VARIANTS.map((v) => LABELS[v])],
+          rows: size.publishers.map((p) => [
+            String(p),
+            ...VARIANTS.map((v) => {
+              const runs = cpu.get(`${v}:${p}`)!;
+              const node = median(runs.map(([n]) => n));
+              const postgres = median(runs.map(([, pgMs]) => pgMs));
+              return `${node.toFixed(3)} + ${Number.isNaN(postgres) ? 'n/a' : postgres.toFixed(3)}`;
+            }),
+          ]),
+        },
       ],
       targets: [target('message', 'message only'), target('business', 'business row + message')],
       notes: [],

@@ -21,7 +21,7 @@ export interface CpuBreakdown {
 
 /** Which part of the stack a script URL belongs to. */
 function areaOf(url: string): string {
-  if (url === '') return '(native, GC, idle)';
+  if (url === '') return 'native (socket writes, timers)';
   if (url.startsWith('node:')) return 'node: internals';
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1];
