@@ -20,7 +20,8 @@ import {
 } from './postgres-transport.module-definition.js';
 import { ServerPostgres } from './server/server-postgres.js';
 
-type SharedKeys = 'connectionString' | 'pool' | 'poolConfig' | 'schema' | 'migrationsRun';
+type SharedKeys =
+  'connectionString' | 'pool' | 'poolConfig' | 'schema' | 'migrationsRun' | 'preparedStatements';
 
 /**
  * What `PostgresTransportModule` shares: one pool, one LISTEN connection, the migrated schema.
@@ -88,6 +89,7 @@ export class PostgresTransport implements OnModuleInit, OnApplicationShutdown {
       schema: this.connection.schemaName,
       // Migrations run once per pool, whichever of module, server or client starts first.
       migrationsRun: this.connection.migrationsRun,
+      preparedStatements: this.connection.preparedStatements,
       listenConnectionString: this.options.listenConnectionString,
       listener: this.options.listener,
     };

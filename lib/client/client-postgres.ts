@@ -13,7 +13,12 @@ import {
 } from '../options/resolve-client-options.js';
 import { NO_MESSAGE_HANDLER } from '../postgres.constants.js';
 import { statusOf } from '../server/status-of.js';
-import { messageQueries, type MessageQueries } from '../sql/message.queries.js';
+import {
+  messageQueries,
+  messageStatements,
+  type MessageQueries,
+  type MessageStatements,
+} from '../sql/message.queries.js';
 import { ActiveTransaction, currentTransaction } from '../transaction/active-transaction.js';
 import { targetOfClient } from '../transaction/client-target.js';
 import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
@@ -37,6 +42,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
   protected readonly logger = new Logger(ClientPostgres.name);
   private readonly options: ResolvedClientOptions;
   private readonly queries: MessageQueries;
+  private readonly statements: MessageStatements;
   private readonly notifier: WakeupNotifier;
   private readonly inbox: ReplyInbox;
   private readonly subscriptions = new Subscription();
@@ -49,11 +55,12 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     this.options = resolveClientOptions(options);
     const { connection } = this.options;
     this.queries = messageQueries(connection.schema);
+    this.statements = messageStatements(this.queries, connection.preparedStatements);
     this.notifier = new WakeupNotifier(connection.pool, connection.channel);
     this.inbox = new ReplyInbox({
       address: `reply:${randomUUID()}`,
       pool: connection.pool,
-      queries: this.queries,
+      statements: this.statements,
       pollIntervalMs: this.options.replyPollIntervalMs,
       deserialize: (packet) => this.deserializer.deserialize(packet),
     });
@@ -106,7 +113,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     let result: EmitResult;
     if (transaction) {
       const write = transaction.client
-        .query<EmitResult>(this.queries.insertEvent, values)
+        .query<EmitResult>(this.statements.insertEvent(values))
         .then(async ({ rows: [written] }) => {
           const hints = written.inserted.map((recipient) => ({ recipient, pattern }));
           if (transaction.ownsCommit) transaction.afterCommit(() => this.notifier.wake(hints));
@@ -117,7 +124,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       result = await write;
     } else {
       result = (
-        await this.options.connection.pool().query<EmitResult>(this.queries.insertEvent, values)
+        await this.options.connection.pool().query<EmitResult>(this.statements.insertEvent(values))
       ).rows[0];
       this.wake(pattern, result.inserted);
     }
@@ -169,13 +176,15 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     // A request always commits on its own: its reply can only come after the commit.
     this.options.connection
       .pool()
-      .query<{ recipient: string }>(this.queries.insertRequest, [
-        pattern,
-        id,
-        message.payload,
-        this.inbox.address,
-        this.options.replyTimeoutMs,
-      ])
+      .query<{ recipient: string }>(
+        this.statements.insertRequest([
+          pattern,
+          id,
+          message.payload,
+          this.inbox.address,
+          this.options.replyTimeoutMs,
+        ]),
+      )
       .then(({ rows }) => {
         if (rows.length === 0) {
           this.inbox.resolve(id, { err: NO_MESSAGE_HANDLER, isDisposed: true });

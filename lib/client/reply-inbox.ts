@@ -5,14 +5,14 @@ import { Subscription } from 'rxjs';
 import { PostgresTransportError } from '../errors/postgres-transport.error.js';
 import { ReplyTimeoutError } from '../errors/reply-timeout.error.js';
 import type { PostgresListener } from '../listener/index.js';
-import type { MessageQueries } from '../sql/message.queries.js';
+import type { MessageStatements } from '../sql/message.queries.js';
 import { decodeHints } from '../wakeup/wakeup-notifier.js';
 
 export interface ReplyInboxDeps {
   /** The recipient name replies to this client are addressed to. */
   readonly address: string;
   readonly pool: () => pg.Pool;
-  readonly queries: MessageQueries;
+  readonly statements: MessageStatements;
   readonly pollIntervalMs: number;
   readonly deserialize: (packet: unknown) => WritePacket | Promise<WritePacket>;
 }
@@ -117,7 +117,9 @@ export class ReplyInbox {
   private async takeReplies(): Promise<void> {
     let rows: Array<{ correlation_id: string; payload: unknown }>;
     try {
-      ({ rows } = await this.deps.pool().query(this.deps.queries.takeReplies, [this.deps.address]));
+      ({ rows } = await this.deps
+        .pool()
+        .query(this.deps.statements.takeReplies([this.deps.address])));
     } catch (error) {
       this.logger.warn(`Could not read replies: ${(error as Error).message}`);
       return;

@@ -18,6 +18,11 @@ export interface PostgresConnectionOptions {
   schema?: string;
   /** Apply pending migrations on start-up. Default `true`; turn off if you run `migrate()` yourself. */
   migrationsRun?: boolean;
+  /**
+   * Run the hot statements as named prepared statements, parsed and planned once per connection.
+   * Default `true`; set `false` behind PgBouncer in transaction mode older than 1.21.
+   */
+  preparedStatements?: boolean;
   /** Heartbeat, backoff and self-test settings of the shared LISTEN connection. */
   listener?: Omit<PostgresListenerOptions, 'connectionString' | 'connection' | 'logger'>;
 }
@@ -29,5 +34,6 @@ export const CONNECTION_OPTION_KEYS = [
   'listenConnectionString',
   'schema',
   'migrationsRun',
+  'preparedStatements',
   'listener',
 ] as const;

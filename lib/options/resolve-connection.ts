@@ -21,6 +21,7 @@ export interface ResolvedConnection {
   /** The NOTIFY channel carrying wake-up hints for this schema. */
   readonly channel: string;
   readonly migrationsRun: boolean;
+  readonly preparedStatements: boolean;
   /** Options of the shared LISTEN connection. */
   readonly listener: PostgresListenerOptions;
   /** host:port/database, without credentials: identifies the database for joining transactions. */
@@ -66,6 +67,7 @@ export function resolveConnection(
     schema,
     channel: `${schemaName}:wake`,
     migrationsRun: booleanOption('migrationsRun', options.migrationsRun, true),
+    preparedStatements: booleanOption('preparedStatements', options.preparedStatements, true),
     listener: { ...options.listener, ...listenConnection },
     target: targetOf(poolConfig),
   };

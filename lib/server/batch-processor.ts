@@ -2,7 +2,11 @@ import { Logger } from '@nestjs/common';
 import type pg from 'pg';
 import type { MessageOutcome } from '../events/message-outcome.events.js';
 import type { DeadLetterEvent } from '../events/postgres.events.js';
-import { MESSAGE_SAVEPOINT, type MessageQueries } from '../sql/message.queries.js';
+import {
+  MESSAGE_SAVEPOINT,
+  type MessageQueries,
+  type MessageStatements,
+} from '../sql/message.queries.js';
 import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import type { ClaimedMessage, HandleResult } from './claimed-message.js';
@@ -11,6 +15,7 @@ import { retryDelay } from './retry-delay.js';
 export interface BatchProcessorDeps {
   readonly pool: () => pg.Pool;
   readonly queries: MessageQueries;
+  readonly statements: MessageStatements;
   readonly group: string;
   readonly target: string;
   readonly maxAttempts: number;
@@ -95,12 +100,14 @@ export class BatchProcessor {
         }
       }
       if (settlements.length > 0) {
-        await client.query(queries.settle, [
-          settlements.map((s) => s.id),
-          settlements.map((s) => s.outcome),
-          settlements.map((s) => s.delayMs),
-          settlements.map((s) => s.error),
-        ]);
+        await client.query(
+          this.deps.statements.settle([
+            settlements.map((s) => s.id),
+            settlements.map((s) => s.outcome),
+            settlements.map((s) => s.delayMs),
+            settlements.map((s) => s.error),
+          ]),
+        );
       }
       await client.query('COMMIT');
       transaction.committed();
@@ -167,13 +174,15 @@ export class BatchProcessor {
   /** Writes a request's reply in the consume transaction. */
   async writeReply(client: pg.ClientBase, message: ClaimedMessage, reply: unknown): Promise<void> {
     if (!message.reply_to || !message.correlation_id) return;
-    await client.query(this.deps.queries.insertReply, [
-      message.reply_to,
-      message.pattern,
-      message.correlation_id,
-      JSON.stringify(reply),
-      `reply:${message.id}`,
-    ]);
+    await client.query(
+      this.deps.statements.insertReply([
+        message.reply_to,
+        message.pattern,
+        message.correlation_id,
+        JSON.stringify(reply),
+        `reply:${message.id}`,
+      ]),
+    );
   }
 
   private settlementOf(

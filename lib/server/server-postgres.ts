@@ -17,7 +17,12 @@ import {
 } from '../options/resolve-server-options.js';
 import type { ServerPostgresOptions } from '../options/server-options.interface.js';
 import { POSTGRES_TRANSPORT } from '../postgres.constants.js';
-import { messageQueries, type MessageQueries } from '../sql/message.queries.js';
+import {
+  messageQueries,
+  messageStatements,
+  type MessageQueries,
+  type MessageStatements,
+} from '../sql/message.queries.js';
 import { decodeHints, WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { BatchProcessor } from './batch-processor.js';
 import type { ClaimedMessage } from './claimed-message.js';
@@ -41,6 +46,7 @@ export class ServerPostgres
 
   private readonly options: ResolvedServerOptions;
   private readonly queries: MessageQueries;
+  private readonly statements: MessageStatements;
   private readonly notifier: WakeupNotifier;
   private readonly consumer: GroupConsumer;
   private readonly processor: BatchProcessor;
@@ -71,6 +77,7 @@ export class ServerPostgres
     this.options = resolveServerOptions(options);
     const { connection } = this.options;
     this.queries = messageQueries(connection.schema);
+    this.statements = messageStatements(this.queries, connection.preparedStatements);
     this.notifier = new WakeupNotifier(connection.pool, connection.channel);
     this.initializeSerializer(options);
     this.initializeDeserializer(options);
@@ -85,6 +92,7 @@ export class ServerPostgres
     const processor = (this.processor = new BatchProcessor({
       pool: connection.pool,
       queries: this.queries,
+      statements: this.statements,
       group: this.options.group,
       target: connection.target,
       maxAttempts: this.options.maxAttempts,
@@ -191,11 +199,9 @@ export class ServerPostgres
   private async claim(): Promise<ClaimedMessage[]> {
     const { rows } = await this.options.connection
       .pool()
-      .query<ClaimedMessage>(this.queries.claim, [
-        this.options.group,
-        this.options.batchSize,
-        this.options.leaseMs,
-      ]);
+      .query<ClaimedMessage>(
+        this.statements.claim([this.options.group, this.options.batchSize, this.options.leaseMs]),
+      );
     return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
   }
 

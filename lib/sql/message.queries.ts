@@ -1,3 +1,5 @@
+import { statement } from './statement.js';
+
 /**
  * Every statement the transport runs against its tables, built once per schema. Values are always
  * `$n` parameters; the schema arrives already quoted from option resolution.
@@ -137,3 +139,17 @@ export function messageQueries(schema: string) {
 }
 
 export type MessageQueries = ReturnType<typeof messageQueries>;
+
+/** The hot statements, prepared once per connection unless `prepared` is false. */
+export function messageStatements(queries: MessageQueries, prepared: boolean) {
+  return {
+    insertEvent: statement(queries.insertEvent, prepared),
+    insertRequest: statement(queries.insertRequest, prepared),
+    insertReply: statement(queries.insertReply, prepared),
+    claim: statement(queries.claim, prepared),
+    settle: statement(queries.settle, prepared),
+    takeReplies: statement(queries.takeReplies, prepared),
+  };
+}
+
+export type MessageStatements = ReturnType<typeof messageStatements>;
