@@ -25,10 +25,12 @@ import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { encodeOutgoing } from './outgoing-message.js';
 import { ReplyInbox } from './reply-inbox.js';
 
-/** Result of one emit: how many groups subscribe to the pattern, and which got a new row. */
+/**
+ * Result of one emit: the groups that got a new row. Empty when the key was already used, or
+ * when no group subscribes to the pattern (the client then logs a warning once per pattern).
+ */
 export interface EmitResult {
-  readonly subscribers: number;
-  readonly inserted: string[];
+  readonly recipients: string[];
 }
 
 /**
@@ -110,25 +112,27 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     );
     const values = [message.pattern, message.idempotencyKey, message.payload];
     const transaction = this.joinableTransaction();
-    let result: EmitResult;
+    let recipients: string[];
     if (transaction) {
       const write = transaction.client
-        .query<EmitResult>(this.statements.insertEvent(values))
-        .then(async ({ rows: [written] }) => {
-          const hints = written.inserted.map((recipient) => ({ recipient, pattern }));
+        .query<{ recipient: string }>(this.statements.insertEvent(values))
+        .then(async ({ rows }) => {
+          const hints = rows.map(({ recipient }) => ({ recipient, pattern }));
           if (transaction.ownsCommit) transaction.afterCommit(() => this.notifier.wake(hints));
           else await this.notifier.wakeWithin(transaction.client, hints);
-          return written;
+          return rows.map(({ recipient }) => recipient);
         });
       transaction.track(write);
-      result = await write;
+      recipients = await write;
     } else {
-      result = (
-        await this.options.connection.pool().query<EmitResult>(this.statements.insertEvent(values))
-      ).rows[0];
-      this.wake(pattern, result.inserted);
+      const { rows } = await this.options.connection
+        .pool()
+        .query<{ recipient: string }>(this.statements.insertEvent(values));
+      recipients = rows.map(({ recipient }) => recipient);
+      this.wake(pattern, recipients);
     }
-    if (result.subscribers === 0) this.reportUnsubscribed(pattern);
+    if (recipients.length === 0) await this.reportIfUnsubscribed(pattern);
+    const result: EmitResult = { recipients };
     return result as T;
   }
 
@@ -224,8 +228,13 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       this.notifier.wake(recipients.map((recipient) => ({ recipient, pattern })));
   }
 
-  private reportUnsubscribed(pattern: string): void {
+  /** Warns once per pattern when an event was not stored because no group subscribes to it. */
+  private async reportIfUnsubscribed(pattern: string): Promise<void> {
     if (this.unsubscribedPatterns.has(pattern)) return;
+    const { rows } = await this.options.connection
+      .pool()
+      .query<{ subscribed: boolean }>(this.statements.hasEventSubscriber([pattern]));
+    if (rows[0].subscribed) return;
     this.unsubscribedPatterns.add(pattern);
     this.logger.warn(
       `No group subscribes to "${pattern}", so the event was not stored. Start a ServerPostgres ` +

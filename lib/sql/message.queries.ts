@@ -16,21 +16,21 @@ export function messageQueries(schema: string) {
     ON CONFLICT (pattern, kind, group_name) DO UPDATE SET seen_at = now()`,
 
     /**
-     * One row per subscribed group; a repeated key inserts nothing. Returns how many groups
-     * subscribe, so an event nobody subscribes to can be reported, and which rows are new.
-     * $1 pattern, $2 idempotency key, $3 payload.
+     * One row per subscribed group; a repeated key inserts nothing. Returns the groups that got a
+     * new row. $1 pattern, $2 idempotency key, $3 payload.
      */
     insertEvent: `
-    WITH targets AS (
-      SELECT group_name FROM ${schema}.subscriptions WHERE pattern = $1 AND kind = 'event'
-    ), inserted AS (
-      INSERT INTO ${schema}.messages (recipient, pattern, kind, idempotency_key, payload)
-      SELECT group_name, $1, 'event', $2, $3 FROM targets
-      ON CONFLICT (recipient, idempotency_key) DO NOTHING
-      RETURNING recipient
-    )
-    SELECT (SELECT count(*) FROM targets)::int AS subscribers,
-           coalesce((SELECT array_agg(recipient) FROM inserted), '{}') AS inserted`,
+    INSERT INTO ${schema}.messages (recipient, pattern, kind, idempotency_key, payload)
+    SELECT group_name, $1, 'event', $2, $3 FROM ${schema}.subscriptions
+    WHERE pattern = $1 AND kind = 'event'
+    ON CONFLICT (recipient, idempotency_key) DO NOTHING
+    RETURNING recipient`,
+
+    /** Whether any group subscribes to an event pattern. $1 pattern. */
+    hasEventSubscriber: `
+    SELECT EXISTS (
+      SELECT 1 FROM ${schema}.subscriptions WHERE pattern = $1 AND kind = 'event'
+    ) AS subscribed`,
 
     /**
      * The insert of `insertEvent`, plus the NOTIFY of its wake-ups, as one statement that any
@@ -144,6 +144,7 @@ export type MessageQueries = ReturnType<typeof messageQueries>;
 export function messageStatements(queries: MessageQueries, prepared: boolean) {
   return {
     insertEvent: statement(queries.insertEvent, prepared),
+    hasEventSubscriber: statement(queries.hasEventSubscriber, prepared),
     insertRequest: statement(queries.insertRequest, prepared),
     insertReply: statement(queries.insertReply, prepared),
     claim: statement(queries.claim, prepared),

@@ -131,7 +131,7 @@ describe('exactly-once send and consume', () => {
         ),
       ),
     );
-    expect(results.filter((r) => r.inserted.length === 1)).toHaveLength(1);
+    expect(results.filter((r) => r.recipients.length === 1)).toHaveLength(1);
     await waitFor(
       async () => (await query(db.url, "SELECT 1 FROM ledger WHERE key = 'dup'")).length > 0,
     );
@@ -142,7 +142,7 @@ describe('exactly-once send and consume', () => {
         new PostgresRecord({ key: 'dup' }, { idempotencyKey: 'order-42' }),
       ),
     );
-    expect(again).toEqual({ subscribers: 1, inserted: [] });
+    expect(again).toEqual({ recipients: [] });
     await new Promise((resolve) => setTimeout(resolve, 300));
     const rows = await query(db.url, "SELECT * FROM ledger WHERE key = 'dup'");
     expect(rows).toHaveLength(1);
