@@ -26,9 +26,12 @@ CREATE TABLE {{schema}}.messages (
   correlation_id   text,
   -- Counted in a committed claim before the handler runs, so crashes are counted too.
   attempts         integer     NOT NULL DEFAULT 0,
-  -- When the row may next be claimed: now for new rows, the retry time after a failure, and a
-  -- lease while a consumer holds it (a consumer that dies lets the row come back after the lease).
+  -- When the row is due: now for new rows, the retry time after a failure.
   run_at           timestamptz NOT NULL DEFAULT now(),
+  -- The lease of the consumer that claimed the row: until then no other consumer claims it, and
+  -- if that consumer dies the row comes back after it. Kept out of every index so that a claim
+  -- can update the row in place (a HOT update).
+  locked_until     timestamptz,
   -- Requests nobody waits for any more are dropped instead of handled.
   expires_at       timestamptz,
   created_at       timestamptz NOT NULL DEFAULT now(),
@@ -36,7 +39,7 @@ CREATE TABLE {{schema}}.messages (
   dead_at          timestamptz,
   last_error       text,
   CONSTRAINT messages_idempotency UNIQUE (recipient, idempotency_key)
-);
+) WITH (fillfactor = 80); -- room on each page for the claim's in-place update
 
 -- The claim query's index: pending rows of one recipient in due order.
 CREATE INDEX messages_pending ON {{schema}}.messages (recipient, run_at, id)

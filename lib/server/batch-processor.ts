@@ -2,11 +2,7 @@ import { Logger } from '@nestjs/common';
 import type pg from 'pg';
 import type { MessageOutcome } from '../events/message-outcome.events.js';
 import type { DeadLetterEvent } from '../events/postgres.events.js';
-import {
-  MESSAGE_SAVEPOINT,
-  type MessageQueries,
-  type MessageStatements,
-} from '../sql/message.queries.js';
+import { BEGIN_BATCH, MESSAGE_SAVEPOINT, type MessageStatements } from '../sql/message.queries.js';
 import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import type { ClaimedMessage, HandleResult } from './claimed-message.js';
@@ -14,7 +10,6 @@ import { retryDelay } from './retry-delay.js';
 
 export interface BatchProcessorDeps {
   readonly pool: () => pg.Pool;
-  readonly queries: MessageQueries;
   readonly statements: MessageStatements;
   readonly group: string;
   readonly target: string;
@@ -73,7 +68,6 @@ export class BatchProcessor {
   }
 
   async process(batch: readonly ClaimedMessage[]): Promise<void> {
-    const { queries } = this.deps;
     let broken: Error | undefined;
     const client = await this.deps.pool().connect();
     // A checked-out client whose connection dies emits 'error'; unhandled, that would end the
@@ -83,15 +77,10 @@ export class BatchProcessor {
     this.active.add(client);
     const transaction = new ActiveTransaction(client, this.deps.target);
     try {
-      const results = (await client.query(
-        queries.lockClaimed(batch.map((m) => m.id)),
-      )) as unknown as pg.QueryResult[];
-      const locked = new Set(results[1].rows.map((row: { id: string }) => row.id));
+      await client.query(BEGIN_BATCH);
       const settlements: Settlement[] = [];
       const replies: Array<{ recipient: string; pattern: string }> = [];
       for (const message of batch) {
-        // Not locked: another consumer holds it or already consumed it. Leave it alone.
-        if (!locked.has(message.id)) continue;
         const started = performance.now();
         const result = await this.processOne(client, transaction, message);
         settlements.push(this.settlementOf(message, result, performance.now() - started));
@@ -99,14 +88,18 @@ export class BatchProcessor {
           replies.push({ recipient: message.reply_to, pattern: message.pattern });
         }
       }
-      if (settlements.length > 0) {
-        await client.query(
-          this.deps.statements.settle([
-            settlements.map((s) => s.id),
-            settlements.map((s) => s.outcome),
-            settlements.map((s) => s.delayMs),
-            settlements.map((s) => s.error),
-          ]),
+      const settled = await client.query(
+        this.deps.statements.settle([
+          settlements.map((s) => s.id),
+          settlements.map((s) => s.outcome),
+          settlements.map((s) => s.delayMs),
+          settlements.map((s) => s.error),
+        ]),
+      );
+      if (settled.rowCount !== settlements.length) {
+        throw new Error(
+          'another consumer settled a message of this batch first (its lease ran out); ' +
+            'rolling back so that each message is consumed once',
         );
       }
       await client.query('COMMIT');
@@ -142,7 +135,7 @@ export class BatchProcessor {
         error: `the consumer died during attempt ${message.attempts - 1} of ${this.deps.maxAttempts}`,
       };
     }
-    // A clean savepoint is open on entry: the lock query opened the first one, and each message
+    // A clean savepoint is open on entry: BEGIN_BATCH opened the first one, and each message
     // leaves a fresh one behind for the next (RELEASE and SAVEPOINT share one round trip).
     let result = await runInTransaction(transaction, () => this.deps.handle(message, transaction));
     if (!result.rollback) {

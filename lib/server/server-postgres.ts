@@ -91,7 +91,6 @@ export class ServerPostgres
     });
     const processor = (this.processor = new BatchProcessor({
       pool: connection.pool,
-      queries: this.queries,
       statements: this.statements,
       group: this.options.group,
       target: connection.target,

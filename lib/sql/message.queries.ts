@@ -7,6 +7,9 @@ import { statement } from './statement.js';
 /** The savepoint that isolates each message of a batch. */
 export const MESSAGE_SAVEPOINT = 'pg_transport_message';
 
+/** Opens the consume transaction and the first message's savepoint in one round trip. */
+export const BEGIN_BATCH = `BEGIN; SAVEPOINT ${MESSAGE_SAVEPOINT}`;
+
 export function messageQueries(schema: string) {
   return {
     /** Records that `group` consumes these patterns, or refreshes `seen_at` if it already did. */
@@ -79,20 +82,22 @@ export function messageQueries(schema: string) {
 
     /**
      * Claim, committed on its own before the handler runs: counts the attempt (so a crash is
-     * counted too) and leases the rows by moving `run_at` past the lease. The commit need not wait
-     * for the WAL flush: losing an attempt count in a server crash is harmless, and the consume
-     * that follows is flushed as usual. $1 recipient, $2 batch size, $3 lease in milliseconds.
+     * counted too) and leases the rows. Only columns outside every index change, so the row is
+     * updated in place. The commit need not wait for the WAL flush: losing an attempt count in
+     * a server crash is harmless, and the consume that follows is flushed as usual.
+     * $1 recipient, $2 batch size, $3 lease in milliseconds.
      */
     claim: `
     WITH next AS (
       SELECT id FROM ${schema}.messages
       WHERE recipient = $1 AND consumed_at IS NULL AND dead_at IS NULL AND run_at <= now()
+        AND (locked_until IS NULL OR locked_until <= now())
       ORDER BY run_at, id
       LIMIT $2
       FOR UPDATE SKIP LOCKED
     )
     UPDATE ${schema}.messages AS m
-    SET attempts = m.attempts + 1, run_at = now() + $3 * interval '1 millisecond'
+    SET attempts = m.attempts + 1, locked_until = now() + $3 * interval '1 millisecond'
     FROM next, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
     WHERE m.id = next.id
     RETURNING m.id::text AS id, m.pattern, m.kind, m.payload, m.attempts, m.reply_to,
@@ -101,23 +106,10 @@ export function messageQueries(schema: string) {
               (extract(epoch FROM clock_timestamp() - m.created_at) * 1000)::float8 AS queued_ms`,
 
     /**
-     * Locks claimed rows in the consume transaction. It waits rather than skips: another claim
-     * scanning past a row holds its lock for an instant, and skipping then would strand the row
-     * until its lease ends. A row already consumed (possible only once a lease ran out and
-     * another consumer took it) is re-checked after the wait and left out: that is what keeps
-     * consume exactly-once. Locks are taken in id order so two consumers cannot deadlock. Ids
-     * are digits from the claim, so they are inlined to send BEGIN, the lock and the first message's
-     * savepoint in one trip.
-     */
-    lockClaimed(ids: readonly string[]): string {
-      if (!ids.every((id) => /^\d+$/.test(id))) throw new Error('message ids must be integers');
-      return `BEGIN; SELECT id::text AS id FROM ${schema}.messages
-      WHERE id IN (${ids.join(',')}) AND consumed_at IS NULL AND dead_at IS NULL
-      ORDER BY id FOR UPDATE; SAVEPOINT ${MESSAGE_SAVEPOINT}`;
-    },
-
-    /**
      * Settles a batch in the consume transaction: consumed, scheduled for retry, or dead-lettered.
+     * Returns the rows it settled. A row another consumer settled first (possible only once this
+     * consumer's lease ran out) is not returned, and the caller rolls back: whoever commits first
+     * wins, which keeps consume exactly-once without locking claimed rows a second time.
      * $1 ids, $2 outcomes, $3 retry delays in milliseconds, $4 errors.
      */
     settle: `
@@ -126,9 +118,11 @@ export function messageQueries(schema: string) {
       dead_at = CASE WHEN o.outcome = 'dead' THEN now() END,
       run_at = CASE WHEN o.outcome = 'retry'
                     THEN now() + o.delay_ms * interval '1 millisecond' ELSE m.run_at END,
+      locked_until = NULL,
       last_error = coalesce(o.error, m.last_error)
     FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[]) AS o(id, outcome, delay_ms, error)
-    WHERE m.id = o.id`,
+    WHERE m.id = o.id AND m.consumed_at IS NULL AND m.dead_at IS NULL
+    RETURNING m.id`,
 
     /** Takes the replies waiting in a client's inbox. $1 inbox. */
     takeReplies: `

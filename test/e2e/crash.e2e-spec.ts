@@ -21,6 +21,23 @@ class SurvivorController {
   }
 }
 
+let slowJobStarts = 0;
+
+@Controller()
+class SlowJobController {
+  /** Outlives a 300 ms lease, so a second instance claims the message while it runs. */
+  @EventPattern<string>('slow-job', POSTGRES_TRANSPORT)
+  async run(@Payload() job: { key: string }, @Ctx() ctx: PostgresContext) {
+    slowJobStarts++;
+    await ctx.query('INSERT INTO job_runs (key, attempt, pid) VALUES ($1, $2, $3)', [
+      job.key,
+      ctx.getAttempt(),
+      process.pid,
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+  }
+}
+
 function startWorker(url: string): Promise<{ child: ChildProcess; started: Promise<unknown> }> {
   const child = fork('test/fixtures/crash-worker.mjs', [], {
     env: { ...process.env, DATABASE_URL: url, LEASE_MS: '1000' },
@@ -80,5 +97,43 @@ describe('a worker killed mid-handler', () => {
     expect(await query(db.url, 'SELECT count(*)::int AS n FROM job_runs')).toEqual([{ n: 1 }]);
     await client.close();
     await app.close();
+  });
+
+  it('keeps a message consumed once when its lease runs out mid-handler and another instance takes it', async () => {
+    await query(db.url, 'TRUNCATE job_runs');
+    const slow = await startServer(db.url, [SlowJobController], {
+      group: 'slow-jobs',
+      leaseMs: 300,
+      sweepIntervalMs: 100,
+    });
+    const fast = await startServer(db.url, [SlowJobController], {
+      group: 'slow-jobs',
+      leaseMs: 300,
+      sweepIntervalMs: 100,
+    });
+    const client = await startClient(db.url);
+    await lastValueFrom(client.emit('slow-job', { key: 'lease' }));
+    // Both instances run it: the second claims it once the first one's lease ran out.
+    await waitFor(() => slowJobStarts >= 2, {
+      timeoutMs: 10_000,
+      message: 'two attempts to start',
+    });
+    await waitFor(
+      async () =>
+        (
+          await query(
+            db.url,
+            "SELECT 1 FROM nestjs_transport.messages WHERE pattern = 'slow-job' AND consumed_at IS NOT NULL",
+          )
+        ).length === 1,
+      { timeoutMs: 10_000, message: 'the message consumed' },
+    );
+    await client.close();
+    await slow.app.close();
+    await fast.app.close();
+    // Whichever committed first won; the other rolled back its write with its whole batch.
+    expect(await query(db.url, "SELECT key FROM job_runs WHERE key = 'lease'")).toEqual([
+      { key: 'lease' },
+    ]);
   });
 });
