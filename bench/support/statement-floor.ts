@@ -4,10 +4,11 @@ import { BENCH_GROUP } from './transport-contender.js';
 import { INSERT_BUSINESS_ROW } from './workload.js';
 
 /**
- * How a raw consumer sends the library's own statements (claim, lock, settle, commit) around
+ * How a raw consumer sends the library's own statements (claim, settle, commit) around
  * the handler's INSERT:
  * - `library`: as the library does, SAVEPOINT and RELEASE each on its own round trip;
- * - `merged`: SAVEPOINT sent with the lock, and `RELEASE; SAVEPOINT` in one round trip;
+ * - `merged`: SAVEPOINT sent with BEGIN, and `RELEASE; SAVEPOINT` in one round trip (as the
+ *   library does now);
  * - `none`: no savepoint at all (a failing handler would then roll back the whole batch).
  */
 export type SavepointMode = 'library' | 'merged' | 'none';
@@ -37,8 +38,7 @@ export async function drainWithStatements(
       const ids = rows.map((r) => r.id);
       const client = await pool.connect();
       try {
-        const lock = queries.lockClaimed(ids);
-        await client.query(mode === 'merged' ? `${lock}; SAVEPOINT ${SP}` : lock);
+        await client.query(mode === 'merged' ? `BEGIN; SAVEPOINT ${SP}` : 'BEGIN');
         for (const [i, row] of rows.entries()) {
           if (mode === 'library') await client.query(`SAVEPOINT ${SP}`);
           await client.query(INSERT_BUSINESS_ROW, [row.payload.data.n]);
