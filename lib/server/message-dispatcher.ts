@@ -28,6 +28,12 @@ export interface MessageDispatcherDeps {
  * HandleResult. Event handlers that throw are retried; a request's error is its reply.
  */
 export class MessageDispatcher {
+  /**
+   * Handlers by pattern. Nest's lookup tries JSON.parse on every pattern, which throws for plain
+   * strings; handlers are all registered before listen(), so each pattern is looked up once.
+   */
+  private readonly handlers = new Map<string, MessageHandler | null>();
+
   constructor(private readonly deps: MessageDispatcherDeps) {}
 
   async handle(message: ClaimedMessage, transaction: ActiveTransaction): Promise<HandleResult> {
@@ -45,7 +51,11 @@ export class MessageDispatcher {
     if (!packet || typeof packet !== 'object' || !('data' in packet)) {
       return this.unusable(message, 'payload is not a packet with a "data" field');
     }
-    const handler = this.deps.getHandler(message.pattern);
+    let handler = this.handlers.get(message.pattern);
+    if (handler === undefined) {
+      handler = this.deps.getHandler(message.pattern);
+      this.handlers.set(message.pattern, handler);
+    }
     const wrongKind = handler && (handler.isEventHandler ?? false) !== (message.kind === 'event');
     if (!handler || wrongKind) {
       return message.kind === 'event'
