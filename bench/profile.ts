@@ -247,11 +247,15 @@ async function atomicPublish(serverUrl: string): Promise<Observed> {
  */
 async function statementFloor(serverUrl: string): Promise<string> {
   const variants: Array<{ label: string; workers: number; mode: SavepointMode }> = [
-    { label: 'library statements (3 round trips per message)', workers: 2, mode: 'library' },
-    { label: 'SAVEPOINT/RELEASE merged (2 per message)', workers: 2, mode: 'merged' },
-    { label: 'no savepoint (1 per message)', workers: 2, mode: 'none' },
-    { label: 'library statements', workers: 4, mode: 'library' },
-    { label: 'no savepoint', workers: 4, mode: 'none' },
+    {
+      label: 'SAVEPOINT, INSERT, RELEASE: 3 round trips per message',
+      workers: 2,
+      mode: 'separate',
+    },
+    { label: 'RELEASE; SAVEPOINT merged: 2 per message', workers: 2, mode: 'merged' },
+    { label: 'no savepoint: 1 per message', workers: 2, mode: 'none' },
+    { label: 'RELEASE; SAVEPOINT merged: 2 per message', workers: 4, mode: 'merged' },
+    { label: 'no savepoint: 1 per message', workers: 4, mode: 'none' },
   ];
   const rows: string[][] = [];
   for (const variant of variants) {

@@ -25,11 +25,12 @@ const SIZES = {
 };
 type Size = (typeof SIZES)['full'];
 
-/** The claim's row search, read-only: what the claim query does before it locks. */
+/** The claim's row search (its WHERE and ORDER BY), read-only: what the claim does before it locks. */
 const PENDING_SCAN = `
   EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
   SELECT id FROM nestjs_transport.messages
   WHERE recipient = 'bench' AND consumed_at IS NULL AND dead_at IS NULL AND run_at <= now()
+    AND (locked_until IS NULL OR locked_until <= now())
   ORDER BY run_at, id LIMIT 10`;
 
 export interface ScaleRun {

@@ -4,14 +4,15 @@ import { BENCH_GROUP } from './transport-contender.js';
 import { INSERT_BUSINESS_ROW } from './workload.js';
 
 /**
- * How a raw consumer sends the library's own statements (claim, settle, commit) around
- * the handler's INSERT:
- * - `library`: as the library does, SAVEPOINT and RELEASE each on its own round trip;
- * - `merged`: SAVEPOINT sent with BEGIN, and `RELEASE; SAVEPOINT` in one round trip (as the
- *   library does now);
- * - `none`: no savepoint at all (a failing handler would then roll back the whole batch).
+ * How a raw consumer sends the library's own statements (claim, settle, commit) around the
+ * handler's INSERT:
+ * - `separate`: SAVEPOINT and RELEASE each on its own round trip (3 per message);
+ * - `merged`: SAVEPOINT sent with BEGIN, and `RELEASE; SAVEPOINT` in one round trip (2 per
+ *   message), as the library does since 0d46bbd;
+ * - `none`: no savepoint at all (1 per message; a failing handler would then roll back the
+ *   whole batch).
  */
-export type SavepointMode = 'library' | 'merged' | 'none';
+export type SavepointMode = 'separate' | 'merged' | 'none';
 
 const SP = 'pg_transport_message';
 
@@ -40,9 +41,9 @@ export async function drainWithStatements(
       try {
         await client.query(mode === 'merged' ? `BEGIN; SAVEPOINT ${SP}` : 'BEGIN');
         for (const [i, row] of rows.entries()) {
-          if (mode === 'library') await client.query(`SAVEPOINT ${SP}`);
+          if (mode === 'separate') await client.query(`SAVEPOINT ${SP}`);
           await client.query(INSERT_BUSINESS_ROW, [row.payload.data.n]);
-          if (mode === 'library') await client.query(`RELEASE SAVEPOINT ${SP}`);
+          if (mode === 'separate') await client.query(`RELEASE SAVEPOINT ${SP}`);
           if (mode === 'merged') {
             await client.query(
               i < rows.length - 1

@@ -117,7 +117,7 @@ describe('benchmark scenarios on a tiny input', () => {
   });
 
   it('statement floor: plain pg loops drain the backlog in every savepoint mode', async () => {
-    for (const mode of ['library', 'merged', 'none'] as const) {
+    for (const mode of ['separate', 'merged', 'none'] as const) {
       const handled = await inFreshDatabase(context.serverUrl, async (db) => {
         await createBusinessTable(db.url);
         await migrate(db.url);
