@@ -8,9 +8,9 @@ export interface ServerPostgresOptions extends PostgresConnectionOptions {
    * instances of one group compete, and exactly one handles each copy. Required.
    */
   group: string;
-  /** How many batches are handled at once, each on its own connection. Default 2. */
+  /** How many batches are handled at once, each on its own connection. Default 4. */
   concurrency?: number;
-  /** How many messages one transaction claims and commits together. Default 10. */
+  /** How many messages one transaction claims and commits together, 1 to 64. Default 50. */
   batchSize?: number;
   /** Attempts before a failing event is dead-lettered. Default 5. */
   maxAttempts?: number;

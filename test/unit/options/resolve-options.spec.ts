@@ -11,8 +11,8 @@ describe('option resolution', () => {
     const options = resolveServerOptions({ connectionString, group: 'shipping' });
     expect(options).toMatchObject({
       group: 'shipping',
-      concurrency: 2,
-      batchSize: 10,
+      concurrency: 4,
+      batchSize: 50,
       maxAttempts: 5,
       retryDelayMs: 1_000,
       maxRetryDelayMs: 60_000,
@@ -49,6 +49,7 @@ describe('option resolution', () => {
     [{ group: 'a\nb', connectionString }, 'group'],
     [{ group: 'g', connectionString, migrationsRun: 'yes' }, 'migrationsRun'],
     [{ group: 'g', connectionString, leaseMs: 10 }, 'leaseMs'],
+    [{ group: 'g', connectionString, batchSize: 65 }, 'batchSize'],
   ])('refuses %j, naming "%s"', (options, option) => {
     const resolve = () => resolveServerOptions(options as any);
     expect(resolve).toThrow(InvalidOptionError);
