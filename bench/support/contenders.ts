@@ -27,8 +27,8 @@ export const GRAPHILE_WORKER_DIRECT = graphileWorkerContender({
   completionBatchDelay: 0,
 });
 export const TRANSPORT = transportContender();
-/** Ours with more connections and bigger batches, to show what the defaults leave unused. */
-export const TRANSPORT_TUNED = transportContender({ concurrency: 4, batchSize: 50 });
+/** Ours with fewer connections and smaller batches, for a consumer that must stay light. */
+export const TRANSPORT_TUNED = transportContender({ concurrency: 2, batchSize: 10 });
 export const NOTIFY_FLOOR = notifyFloorContender;
 
 const ALL = [

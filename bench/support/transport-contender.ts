@@ -57,11 +57,11 @@ export interface TransportSettings {
   readonly batchSize?: number;
 }
 
-/** nestjs-pg-transport; without settings, with the library defaults (concurrency 2, batches of 10). */
+/** nestjs-pg-transport; without settings, with the library defaults (concurrency 4, batches of 50). */
 export function transportContender(settings: TransportSettings = {}): Contender {
   const tuned = settings.concurrency !== undefined || settings.batchSize !== undefined;
-  const concurrency = settings.concurrency ?? 2;
-  const batchSize = settings.batchSize ?? 10;
+  const concurrency = settings.concurrency ?? 4;
+  const batchSize = settings.batchSize ?? 50;
   return {
     name: tuned ? `nestjs-pg-transport-c${concurrency}-b${batchSize}` : 'nestjs-pg-transport',
     label: tuned
@@ -69,7 +69,7 @@ export function transportContender(settings: TransportSettings = {}): Contender 
       : 'nestjs-pg-transport',
     settings: tuned
       ? `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize}, otherwise defaults`
-      : 'library defaults: `concurrency` 2, `batchSize` 10, LISTEN/NOTIFY wake-ups sent after commit',
+      : 'library defaults: `concurrency` 4, `batchSize` 50, LISTEN/NOTIFY wake-ups sent after commit',
     guarantee: 'business row written in the consume transaction (exactly once)',
 
     async prepare(url) {
