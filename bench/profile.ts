@@ -274,7 +274,7 @@ async function statementFloor(serverUrl: string): Promise<string> {
   return renderTable({
     title:
       `Statement floor: ${formatCount(size.backlog)} rows drained by plain pg loops sending ` +
-      'the library statements (claim, lock, settle, commit), batches of 10',
+      "the library's claim, settle and commit around the handler INSERT, batches of 10",
     head: ['Statements', 'workers', 'rows/s'],
     rows,
   });

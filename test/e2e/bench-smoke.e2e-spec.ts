@@ -8,6 +8,7 @@ import { endToEndScenario } from '../../bench/scenarios/end-to-end.js';
 import { fanOutScenario } from '../../bench/scenarios/fan-out.js';
 import { latencyScenario } from '../../bench/scenarios/latency.js';
 import { scaleScenario } from '../../bench/scenarios/scale.js';
+import { TRANSPORT, TRANSPORT_TUNED } from '../../bench/support/contenders.js';
 import { inFreshDatabase, query } from '../../bench/support/database.js';
 import {
   renderResult,
@@ -40,8 +41,8 @@ describe('benchmark scenarios on a tiny input', () => {
   it('end to end: every contender handles every message exactly once', async () => {
     const result = await endToEndScenario.run(context);
     expect(result.data.contenders.map((c) => c.name)).toEqual([
-      'nestjs-pg-transport',
-      'nestjs-pg-transport-c4-b50',
+      TRANSPORT.name,
+      TRANSPORT_TUNED.name,
       'pg-boss-polling',
       'pg-boss-notify',
       'graphile-worker',
