@@ -63,11 +63,15 @@ describe('delivery: fan-out across groups, competition inside a group', () => {
     // Both billing instances took part: they compete for the group's copies.
     const instances = new Set(handled.filter((h) => h.group === 'billing').map((h) => h.instance));
     expect(instances).toEqual(new Set([1, 2]));
-    const rows = await query(
-      db.url,
-      `SELECT recipient, count(*)::int AS n FROM nestjs_transport.messages
-       WHERE consumed_at IS NOT NULL GROUP BY recipient ORDER BY recipient`,
-    );
+    // A handler returns before its consume commits: wait for both groups' commits.
+    const rows = await waitFor(async () => {
+      const counts = await query(
+        db.url,
+        `SELECT recipient, count(*)::int AS n FROM nestjs_transport.messages
+         WHERE consumed_at IS NOT NULL GROUP BY recipient ORDER BY recipient`,
+      );
+      return counts.every((c) => c.n >= count) && counts.length === 2 ? counts : undefined;
+    });
     expect(rows).toEqual([
       { recipient: 'audit', n: count },
       { recipient: 'billing', n: count },
