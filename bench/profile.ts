@@ -3,8 +3,8 @@
 // process. Runs on a throwaway PostgreSQL (fsync on) started with pg_stat_statements preloaded;
 // the statement floor at the end runs on DATABASE_URL when it is set.
 //   npm run build && node dist/bench/profile.js        (BENCH_SCALE=tiny for a quick look)
+//   node dist/bench/profile.js floor backlog            only these workloads
 import { startThrowawayPostgres } from '#throwaway-postgres';
-import pg from 'pg';
 import { lastValueFrom } from 'rxjs';
 import { ClientPostgres, migrate, PostgresTransactionHost } from '../lib/index.js';
 import { sendPaced, sendSparse } from './scenarios/latency.js';
@@ -13,7 +13,7 @@ import { ChildConsumer } from './support/child-consumer.js';
 import { BENCH_PATTERN } from './support/contender.js';
 import { TRANSPORT } from './support/contenders.js';
 import { profileCpu, type CpuBreakdown } from './support/cpu-profile.js';
-import { inFreshDatabase, query } from './support/database.js';
+import { benchPool, inFreshDatabase, query } from './support/database.js';
 import { Counter, emitRange, waitForCommittedRows } from './support/harness.js';
 import { formatCount, renderTable, type BenchScale } from './support/report.js';
 import { CpuMeter, type CpuUsage } from './support/resources.js';
@@ -32,6 +32,8 @@ const SIZES = {
   full: { messages: 5_000, backlog: 20_000, warmup: 200, seconds: 5 },
 };
 const size = SIZES[scale];
+/** Workloads to run: end-to-end, backlog, paced, atomic, floor; all when none is named. */
+const only = process.argv.slice(2);
 
 interface StatementRow {
   query: string;
@@ -205,7 +207,7 @@ async function atomicPublish(serverUrl: string): Promise<Observed> {
        VALUES ($1, 'event', $2)`,
       [BENCH_PATTERN, BENCH_GROUP],
     );
-    const pool = new pg.Pool({ connectionString: db.url, max: 16 });
+    const pool = benchPool(db.url, 16);
     const host = new PostgresTransactionHost(pool);
     const client = new ClientPostgres({ connectionString: db.url, migrationsRun: false });
     await client.connect();
@@ -246,16 +248,15 @@ async function atomicPublish(serverUrl: string): Promise<Observed> {
  * without per-message savepoints: what each round trip costs here.
  */
 async function statementFloor(serverUrl: string): Promise<string> {
-  const variants: Array<{ label: string; workers: number; mode: SavepointMode }> = [
-    {
-      label: 'SAVEPOINT, INSERT, RELEASE: 3 round trips per message',
-      workers: 2,
-      mode: 'separate',
-    },
-    { label: 'RELEASE; SAVEPOINT merged: 2 per message', workers: 2, mode: 'merged' },
-    { label: 'no savepoint: 1 per message', workers: 2, mode: 'none' },
-    { label: 'RELEASE; SAVEPOINT merged: 2 per message', workers: 4, mode: 'merged' },
-    { label: 'no savepoint: 1 per message', workers: 4, mode: 'none' },
+  const separate = 'SAVEPOINT, INSERT, RELEASE: 3 round trips per message';
+  const merged = 'RELEASE; SAVEPOINT merged: 2 per message';
+  const none = 'no savepoint: 1 per message';
+  const variants: Array<{ label: string; workers: number; batch: number; mode: SavepointMode }> = [
+    { label: merged, workers: 2, batch: 10, mode: 'merged' },
+    { label: none, workers: 2, batch: 10, mode: 'none' },
+    { label: separate, workers: 4, batch: 50, mode: 'separate' },
+    { label: merged, workers: 4, batch: 50, mode: 'merged' },
+    { label: none, workers: 4, batch: 50, mode: 'none' },
   ];
   const rows: string[][] = [];
   for (const variant of variants) {
@@ -265,17 +266,27 @@ async function statementFloor(serverUrl: string): Promise<string> {
       await insertTransportBacklog(db.url, size.backlog);
       await query(db.url, 'VACUUM ANALYZE');
       const start = nowMs();
-      const handled = await drainWithStatements(db.url, variant.workers, 10, variant.mode);
+      const handled = await drainWithStatements(
+        db.url,
+        variant.workers,
+        variant.batch,
+        variant.mode,
+      );
       if (handled !== size.backlog) throw new Error(`drained ${handled} of ${size.backlog}`);
       return (handled * 1000) / (nowMs() - start);
     });
-    rows.push([variant.label, String(variant.workers), formatCount(perSecond)]);
+    rows.push([
+      variant.label,
+      String(variant.workers),
+      String(variant.batch),
+      formatCount(perSecond),
+    ]);
   }
   return renderTable({
     title:
       `Statement floor: ${formatCount(size.backlog)} rows drained by plain pg loops sending ` +
-      "the library's claim, settle and commit around the handler INSERT, batches of 10",
-    head: ['Statements', 'workers', 'rows/s'],
+      "the library's claim, settle and commit around the handler INSERT",
+    head: ['Statements', 'workers', 'batch', 'rows/s'],
     rows,
   });
 }
@@ -342,10 +353,14 @@ try {
     "SELECT current_setting('server_version') AS version",
   );
   console.log(`## Profile (throwaway PostgreSQL ${version}, fsync on, ${scale} scale)\n`);
-  for (const workload of [endToEnd, backlog, pacedLoad, atomicPublish]) {
-    console.log(`${render(await workload(server.url))}\n`);
+  const workloads = { 'end-to-end': endToEnd, backlog, paced: pacedLoad, atomic: atomicPublish };
+  for (const [name, workload] of Object.entries(workloads)) {
+    if (only.length === 0 || only.includes(name))
+      console.log(`${render(await workload(server.url))}\n`);
   }
-  console.log(await statementFloor(process.env.DATABASE_URL ?? server.url));
+  if (only.length === 0 || only.includes('floor')) {
+    console.log(await statementFloor(process.env.DATABASE_URL ?? server.url));
+  }
 } finally {
   await server.destroy();
 }

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { lastValueFrom } from 'rxjs';
 import { ClientPostgres, migrate, PostgresTransactionHost } from '../../lib/index.js';
 import { BENCH_PATTERN } from '../support/contender.js';
-import { inFreshDatabase, query } from '../support/database.js';
+import { benchPool, inFreshDatabase, query } from '../support/database.js';
 import { rotate } from '../support/harness.js';
 import {
   formatCount,
@@ -139,7 +139,7 @@ async function measure(
   publishers: number,
   seconds: number,
 ): Promise<{ perSecond: number; committed: number; cpu: CpuUsage }> {
-  const pool = new pg.Pool({ connectionString: url, max: publishers });
+  const pool = benchPool(url, publishers);
   const publisher = variant.endsWith('-ours')
     ? await transportPublisher(url, pool, variant)
     : plainPublisher(pool, variant);

@@ -75,3 +75,13 @@ export async function query<R extends pg.QueryResultRow = any>(
     await client.end();
   }
 }
+
+/**
+ * A pool whose idle clients may be terminated (a dropped database, a restarted server) without
+ * ending the process: pg.Pool emits 'error' for them, and an unhandled 'error' throws.
+ */
+export function benchPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', (error) => console.error(`bench pool: ${error.message}`));
+  return pool;
+}

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Contender } from './contender.js';
-import { query } from './database.js';
+import { benchPool, query } from './database.js';
 import type { BenchPayload } from './workload.js';
 
 const CHANNEL = 'bench_floor';
@@ -40,7 +40,7 @@ export const notifyFloorContender: Contender = {
   },
 
   async startProducer(url) {
-    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const pool = benchPool(url, 10);
     return {
       emit: async (payload) => {
         await pool.query('INSERT INTO floor_events (payload) VALUES ($1)', [

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import { messageQueries } from '../../lib/sql/message.queries.js';
+import { benchPool } from './database.js';
 import { BENCH_GROUP } from './transport-contender.js';
 import { INSERT_BUSINESS_ROW } from './workload.js';
 
@@ -27,7 +27,7 @@ export async function drainWithStatements(
   mode: SavepointMode,
 ): Promise<number> {
   const queries = messageQueries('"nestjs_transport"');
-  const pool = new pg.Pool({ connectionString: url, max: workers * 2 });
+  const pool = benchPool(url, workers * 2);
   let handled = 0;
   const worker = async () => {
     for (;;) {
