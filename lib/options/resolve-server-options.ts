@@ -44,9 +44,9 @@ export function resolveServerOptions(options: ServerPostgresOptions): ResolvedSe
     connection: resolveConnection(options, `nestjs-pg-transport:${group}`),
     group,
     concurrency: integerOption('concurrency', options.concurrency, 4, { min: 1, max: 256 }),
-    // Each message of a batch runs in a savepoint, a subtransaction. Past 64 in one transaction
-    // PostgreSQL's per-backend subtransaction cache overflows, which slows every snapshot on
-    // the server, so batches stay below it.
+    // After a failure each message of a batch runs in a savepoint, a subtransaction. Past 64 in
+    // one transaction PostgreSQL's per-backend subtransaction cache overflows, which slows every
+    // snapshot on the server, so batches stay below it.
     batchSize: integerOption('batchSize', options.batchSize, 50, { min: 1, max: 64 }),
     maxAttempts: integerOption('maxAttempts', options.maxAttempts, 5, { min: 1, max: 1_000 }),
     retryDelayMs,

@@ -39,22 +39,51 @@ interface Settlement {
   durationMs: number;
 }
 
+/** A handler's outcome, with how long it took, kept when a batch is replayed. */
+interface Handled {
+  readonly result: HandleResult;
+  readonly durationMs: number;
+}
+
+/** An optimistic batch met a failure: roll back, then replay it with savepoints. */
+interface Replay {
+  readonly replay: true;
+  /** The failed message, whose handler does not run again in the replay. */
+  readonly failed: { readonly id: string } & Handled;
+}
+
 const SAVEPOINT = MESSAGE_SAVEPOINT;
 
 /** Keeps what the last message wrote and opens a savepoint for the next one. */
 const NEXT_SAVEPOINT = `RELEASE SAVEPOINT ${SAVEPOINT}; SAVEPOINT ${SAVEPOINT}`;
 
+/**
+ * After a failure, this many batches isolate every message from the start: failures come in
+ * runs (a dependency is down), and a replay costs the batch's handlers a second run.
+ */
+const ISOLATED_BATCHES_AFTER_FAILURE = 16;
+
 const OUTCOME_TYPES = { consumed: 'handled', retry: 'failed', dead: 'deadLettered' } as const;
 
 /**
- * Handles a claimed batch in ONE transaction: each message inside its own savepoint, so a failing
- * handler undoes only its own writes, and the whole batch is marked consumed by a single commit.
- * A crash anywhere rolls back everything; the claims' leases then expire and the rows return.
+ * Handles a claimed batch in ONE transaction, marked consumed by a single commit, with each
+ * message's writes isolated from its neighbours'. A crash anywhere rolls back everything; the
+ * claims' leases then expire and the rows return.
+ *
+ * Isolation is optimistic. A batch first runs with no savepoints, since a savepoint per message
+ * costs a round trip and a subtransaction, and most batches have no failure. The connection's
+ * transaction status, read after each message, tells whether its handler left the transaction
+ * aborted. At the first failure the batch rolls back and is replayed with every message in its
+ * own savepoint: the messages before the failed one run again, the failed one keeps its outcome
+ * without running again, and a failing handler undoes only its own writes. Batches with a
+ * redelivered message, and the batches that follow a failure, use savepoints from the start.
  */
 export class BatchProcessor {
   private readonly logger = new Logger('ServerPostgres');
   /** Connections of the batches in flight, so a shutdown past its timeout can cut them. */
   private readonly active = new Set<pg.PoolClient>();
+  /** Batches left that use savepoints from the start, counted down from the last failure. */
+  private isolatedBatches = 0;
 
   constructor(private readonly deps: BatchProcessorDeps) {}
 
@@ -75,19 +104,85 @@ export class BatchProcessor {
     const onError = (error: Error) => (broken ??= error);
     client.on('error', onError);
     this.active.add(client);
-    const transaction = new ActiveTransaction(client, this.deps.target);
     try {
-      await client.query(BEGIN_BATCH);
+      const outcome = await this.run(client, batch, this.startIsolated(client, batch));
+      if (outcome !== 'committed') {
+        await client.query('ROLLBACK');
+        this.isolatedBatches = ISOLATED_BATCHES_AFTER_FAILURE;
+        await this.run(client, batch, true, outcome.failed);
+      }
+    } catch (error) {
+      broken = error as Error;
+      await client.query('ROLLBACK').catch(() => undefined);
+      this.logger.error(
+        `Batch of ${batch.length} in group "${this.deps.group}" rolled back; its messages return ` +
+          `when their lease ends: ${broken.message}`,
+      );
+      this.deps.onRetryScheduled(this.deps.leaseMs);
+    } finally {
+      client.off('error', onError);
+      // A connection that failed mid-transaction is discarded rather than reused.
+      if (this.active.delete(client)) client.release(broken);
+    }
+  }
+
+  /** Whether this batch isolates each message in a savepoint from its start. */
+  private startIsolated(client: pg.PoolClient, batch: readonly ClaimedMessage[]): boolean {
+    // Without the transaction status (pg before 8.21), a handler that swallowed a failed
+    // statement would only show at a later message, so the failure could not be placed.
+    if (typeof client.getTransactionStatus !== 'function') return true;
+    if (this.isolatedBatches > 0) {
+      this.isolatedBatches--;
+      return true;
+    }
+    return batch.some((message) => message.attempts > 1);
+  }
+
+  /**
+   * Runs the batch in one transaction and commits it, or returns the Replay an optimistic run
+   * met. `known` is a message whose outcome an earlier run of this batch already decided.
+   */
+  private async run(
+    client: pg.PoolClient,
+    batch: readonly ClaimedMessage[],
+    isolated: boolean,
+    known?: Replay['failed'],
+  ): Promise<'committed' | Replay> {
+    const transaction = new ActiveTransaction(client, this.deps.target);
+    // Not awaited: the handler's first query queues behind BEGIN on this connection, so the
+    // handler starts one round trip sooner. A failed BEGIN fails that query, or the settle.
+    const begun = client.query(isolated ? BEGIN_BATCH : 'BEGIN');
+    begun.catch(() => undefined);
+    try {
       const settlements: Settlement[] = [];
       const replies: Array<{ recipient: string; pattern: string }> = [];
       for (const message of batch) {
         const started = performance.now();
-        const result = await this.processOne(client, transaction, message);
-        settlements.push(this.settlementOf(message, result, performance.now() - started));
-        if (result.reply !== undefined && message.reply_to) {
+        let handled: Handled;
+        if (isolated) {
+          const result = await this.processIsolated(
+            client,
+            transaction,
+            message,
+            known?.id === message.id ? known.result : undefined,
+          );
+          const durationMs =
+            known?.id === message.id ? known.durationMs : performance.now() - started;
+          handled = { result, durationMs };
+        } else {
+          const result = await this.processOptimistic(client, transaction, message);
+          handled = { result, durationMs: performance.now() - started };
+          if (result.rollback) {
+            transaction.rolledBack();
+            return { replay: true, failed: { id: message.id, ...handled } };
+          }
+        }
+        settlements.push(this.settlementOf(message, handled));
+        if (handled.result.reply !== undefined && message.reply_to) {
           replies.push({ recipient: message.reply_to, pattern: message.pattern });
         }
       }
+      await begun;
       const settled = await client.query(
         this.deps.statements.settle([
           settlements.map((s) => s.id),
@@ -106,38 +201,53 @@ export class BatchProcessor {
       transaction.committed();
       if (replies.length > 0) this.deps.notifier.wake(replies);
       this.report(batch, settlements);
+      return 'committed';
     } catch (error) {
-      broken = error as Error;
       transaction.rolledBack();
-      await client.query('ROLLBACK').catch(() => undefined);
-      this.logger.error(
-        `Batch of ${batch.length} in group "${this.deps.group}" rolled back; its messages return ` +
-          `when their lease ends: ${broken.message}`,
-      );
-      this.deps.onRetryScheduled(this.deps.leaseMs);
-    } finally {
-      client.off('error', onError);
-      // A connection that failed mid-transaction is discarded rather than reused.
-      if (this.active.delete(client)) client.release(broken);
+      throw error;
     }
   }
 
-  private async processOne(
+  /** Runs one message with no savepoint. A result with `rollback` set means: replay the batch. */
+  private async processOptimistic(
     client: pg.PoolClient,
     transaction: ActiveTransaction,
     message: ClaimedMessage,
   ): Promise<HandleResult> {
-    if (message.attempts > this.deps.maxAttempts) {
-      // Its consumer died during the last allowed attempt (a crash counts as an attempt).
-      return {
-        outcome: 'dead',
-        rollback: false,
-        error: `the consumer died during attempt ${message.attempts - 1} of ${this.deps.maxAttempts}`,
-      };
+    if (message.attempts > this.deps.maxAttempts) return this.diedDuringLastAttempt(message);
+    const result = await runInTransaction(transaction, () =>
+      this.deps.handle(message, transaction),
+    );
+    if (result.rollback) {
+      await transaction.settled().catch(() => undefined);
+      return result;
     }
-    // A clean savepoint is open on entry: BEGIN_BATCH opened the first one, and each message
-    // leaves a fresh one behind for the next (RELEASE and SAVEPOINT share one round trip).
-    let result = await runInTransaction(transaction, () => this.deps.handle(message, transaction));
+    try {
+      await transaction.settled();
+      if (result.reply !== undefined) await this.writeReply(client, message, result.reply);
+    } catch (error) {
+      return abortedBy((error as Error).message);
+    }
+    // Every statement of this message has answered; 'E' means one failed and the handler
+    // carried on regardless.
+    if (client.getTransactionStatus() === 'E') {
+      return abortedBy('a statement failed and the handler went on');
+    }
+    return result;
+  }
+
+  /** Runs one message inside the savepoint that is open on entry, and leaves a fresh one. */
+  private async processIsolated(
+    client: pg.PoolClient,
+    transaction: ActiveTransaction,
+    message: ClaimedMessage,
+    known: HandleResult | undefined,
+  ): Promise<HandleResult> {
+    if (message.attempts > this.deps.maxAttempts) return this.diedDuringLastAttempt(message);
+    // BEGIN_BATCH opened the first savepoint, and each message leaves a fresh one behind for
+    // the next (RELEASE and SAVEPOINT share one round trip).
+    let result =
+      known ?? (await runInTransaction(transaction, () => this.deps.handle(message, transaction)));
     if (!result.rollback) {
       try {
         await transaction.settled();
@@ -145,15 +255,10 @@ export class BatchProcessor {
         await client.query(NEXT_SAVEPOINT);
         return result;
       } catch (error) {
-        // A write the handler started failed, or it swallowed a failed statement, which
-        // aborted the transaction: the message fails like a thrown error.
-        result = {
-          outcome: 'failed',
-          rollback: true,
-          error: `transaction aborted: ${(error as Error).message}`,
-        };
+        result = abortedBy((error as Error).message);
       }
     }
+    this.isolatedBatches = ISOLATED_BATCHES_AFTER_FAILURE;
     await transaction.settled().catch(() => undefined);
     // Undoes the handler's writes; the savepoint stays open and clean.
     await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
@@ -162,6 +267,15 @@ export class BatchProcessor {
       await client.query(NEXT_SAVEPOINT);
     }
     return result;
+  }
+
+  /** Its consumer died during the last allowed attempt (a crash counts as an attempt). */
+  private diedDuringLastAttempt(message: ClaimedMessage): HandleResult {
+    return {
+      outcome: 'dead',
+      rollback: false,
+      error: `the consumer died during attempt ${message.attempts - 1} of ${this.deps.maxAttempts}`,
+    };
   }
 
   /** Writes a request's reply in the consume transaction. */
@@ -178,11 +292,7 @@ export class BatchProcessor {
     );
   }
 
-  private settlementOf(
-    message: ClaimedMessage,
-    result: HandleResult,
-    durationMs: number,
-  ): Settlement {
+  private settlementOf(message: ClaimedMessage, { result, durationMs }: Handled): Settlement {
     const base = { id: message.id, error: result.error ?? null, durationMs, delayMs: 0 };
     if (result.outcome === 'consumed') return { ...base, outcome: 'consumed' };
     if (result.outcome === 'dead' || message.attempts >= this.deps.maxAttempts) {
@@ -227,4 +337,12 @@ export class BatchProcessor {
       }
     }
   }
+}
+
+/**
+ * A handler that returned normally, but whose transaction a failed statement aborted: the
+ * message fails like a thrown error (a request's reply is dropped with its writes).
+ */
+function abortedBy(reason: string): HandleResult {
+  return { outcome: 'failed', rollback: true, error: `transaction aborted: ${reason}` };
 }

@@ -1,0 +1,181 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { Controller, type INestMicroservice } from '@nestjs/common';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { lastValueFrom } from 'rxjs';
+import pg from 'pg';
+import {
+  ClientPostgres,
+  POSTGRES_TRANSPORT,
+  PostgresContext,
+  PostgresExceptionFilter,
+  PostgresTransactionHost,
+} from '../../lib/index.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { query, startClient, startServer } from '../helpers/transport.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+/** Every handler run, in order: key and attempt. */
+const runs: Array<{ key: string; attempt: number }> = [];
+
+@Controller()
+class BatchController {
+  /**
+   * Writes one row in the consume transaction. A key starting with "fail" throws on its first
+   * attempt after writing; one starting with "swallow" hides a failed statement on its first.
+   */
+  @EventPattern<string>('entry', POSTGRES_TRANSPORT)
+  async entry(@Payload() body: { key: string }, @Ctx() ctx: PostgresContext) {
+    runs.push({ key: body.key, attempt: ctx.getAttempt() });
+    await ctx.query('INSERT INTO ledger (key) VALUES ($1)', [body.key]);
+    if (ctx.getAttempt() > 1) return;
+    if (body.key.startsWith('fail')) throw new Error(`first attempt of ${body.key} fails`);
+    if (body.key.startsWith('swallow')) await ctx.query('SELECT 1 / 0').catch(() => undefined);
+  }
+}
+
+function runsOf(key: string): number[] {
+  return runs.filter((run) => run.key === key).map((run) => run.attempt);
+}
+
+describe('batch isolation: optimistic batches, replayed with savepoints after a failure', () => {
+  let db: TestDatabase;
+  let client: ClientPostgres;
+  const apps: INestMicroservice[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await query(db.url, 'CREATE TABLE ledger (key text NOT NULL)');
+    client = await startClient(db.url);
+  });
+
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+  });
+
+  afterAll(async () => {
+    await client.close();
+    await db.drop();
+  });
+
+  /**
+   * Emits `keys` while no consumer of `group` runs, so that the next one claims them all in ONE
+   * batch, in this order, as its first batch.
+   */
+  async function backlogFor(group: string, keys: string[]): Promise<void> {
+    const first = await startServer(db.url, [BatchController], { group });
+    await first.app.close();
+    for (const key of keys) await lastValueFrom(client.emit('entry', { key }));
+  }
+
+  /** Emits `keys` in one transaction, so that a running consumer claims them together. */
+  async function emitTogether(keys: string[]): Promise<void> {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    const connection = await pool.connect();
+    try {
+      await connection.query('BEGIN');
+      await new PostgresTransactionHost(pool).runWith(connection, async () => {
+        for (const key of keys) await lastValueFrom(client.emit('entry', { key }));
+      });
+      await connection.query('COMMIT');
+    } finally {
+      connection.release();
+      await pool.end();
+    }
+  }
+
+  async function consume(group: string): Promise<void> {
+    const { app } = await startServer(
+      db.url,
+      [BatchController],
+      { group, retryDelayMs: 20, maxRetryDelayMs: 20 },
+      [],
+      (microservice) => microservice.useGlobalFilters(new PostgresExceptionFilter()),
+    );
+    apps.push(app);
+  }
+
+  async function ledgerKeys(keys: string[]): Promise<string[]> {
+    const rows = await query(db.url, 'SELECT key FROM ledger WHERE key = ANY($1) ORDER BY key', [
+      keys,
+    ]);
+    return rows.map((row) => row.key);
+  }
+
+  async function pending(group: string): Promise<number> {
+    const [row] = await query(
+      db.url,
+      `SELECT count(*)::int AS n FROM nestjs_transport.messages
+       WHERE recipient = $1 AND consumed_at IS NULL AND dead_at IS NULL`,
+      [group],
+    );
+    return row.n;
+  }
+
+  it('replays a batch after a throwing handler: only the failed message loses its writes', async () => {
+    const keys = ['a-1', 'a-2', 'fail-a', 'a-4', 'a-5'];
+    await backlogFor('optimistic-throw', keys);
+    await consume('optimistic-throw');
+    await waitFor(async () => (await pending('optimistic-throw')) === 0, {
+      message: 'the batch and the retry to be consumed',
+    });
+
+    // The first run had no savepoints, so the failure rolled back a-1 and a-2 too: they ran
+    // again in the replay; the failed handler did not run again until its retry.
+    expect(runsOf('a-1')).toEqual([1, 1]);
+    expect(runsOf('a-2')).toEqual([1, 1]);
+    expect(runsOf('fail-a')).toEqual([1, 2]);
+    expect(runsOf('a-4')).toEqual([1]);
+    expect(runsOf('a-5')).toEqual([1]);
+    expect(await ledgerKeys(keys)).toEqual([...keys].sort());
+    const [failed] = await query(
+      db.url,
+      `SELECT attempts, last_error FROM nestjs_transport.messages
+       WHERE recipient = 'optimistic-throw' AND payload::text LIKE '%fail-a%'`,
+    );
+    expect(failed.attempts).toBe(2);
+    expect(failed.last_error).toContain('first attempt of fail-a fails');
+  });
+
+  it('places a swallowed failed statement on the handler that swallowed it', async () => {
+    const keys = ['b-1', 'swallow-b', 'b-3'];
+    await backlogFor('optimistic-swallow', keys);
+    await consume('optimistic-swallow');
+    await waitFor(async () => (await pending('optimistic-swallow')) === 0, {
+      message: 'the batch and the retry to be consumed',
+    });
+
+    expect(runsOf('b-1')).toEqual([1, 1]);
+    expect(runsOf('swallow-b')).toEqual([1, 2]);
+    expect(runsOf('b-3')).toEqual([1]);
+    expect(await ledgerKeys(keys)).toEqual([...keys].sort());
+    const [swallowed] = await query(
+      db.url,
+      `SELECT last_error FROM nestjs_transport.messages
+       WHERE recipient = 'optimistic-swallow' AND payload::text LIKE '%swallow-b%'`,
+    );
+    expect(swallowed.last_error).toBe(
+      'transaction aborted: a statement failed and the handler went on',
+    );
+  });
+
+  it('isolates each message from the start in the batches after a failure', async () => {
+    await backlogFor('isolated-after-failure', ['c-1', 'fail-c1', 'c-3']);
+    await consume('isolated-after-failure');
+    await waitFor(async () => (await pending('isolated-after-failure')) === 0);
+    expect(runsOf('c-1')).toEqual([1, 1]);
+
+    // The same server's next batch fails too, but runs in savepoints from its start: no handler
+    // runs twice. One transaction emits it, so that it is claimed as one batch.
+    const keys = ['d-1', 'd-2', 'fail-d', 'd-4'];
+    runs.length = 0;
+    await emitTogether(keys);
+    await waitFor(async () => (await pending('isolated-after-failure')) === 0, {
+      message: 'the second batch and its retry to be consumed',
+    });
+    expect(runsOf('d-1')).toEqual([1]);
+    expect(runsOf('d-2')).toEqual([1]);
+    expect(runsOf('fail-d')).toEqual([1, 2]);
+    expect(runsOf('d-4')).toEqual([1]);
+    expect(await ledgerKeys(keys)).toEqual([...keys].sort());
+  });
+});
