@@ -125,11 +125,21 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       transaction.track(write);
       recipients = await write;
     } else {
-      const { rows } = await this.options.connection
-        .pool()
-        .query<{ recipient: string }>(this.statements.insertEvent(values));
-      recipients = rows.map(({ recipient }) => recipient);
-      this.wake(pattern, recipients);
+      // A lone emit notifies in its own statement; concurrent ones after their commits.
+      const notifyWithin = this.notifier.beginWrite();
+      try {
+        const { rows } = await this.options.connection
+          .pool()
+          .query<{ recipient: string }>(
+            notifyWithin
+              ? this.statements.insertEventAndNotify([...values, this.options.connection.channel])
+              : this.statements.insertEvent(values),
+          );
+        recipients = rows.map(({ recipient }) => recipient);
+      } finally {
+        this.notifier.endWrite();
+      }
+      if (!notifyWithin) this.wake(pattern, recipients);
     }
     if (recipients.length === 0) await this.reportIfUnsubscribed(pattern);
     const result: EmitResult = { recipients };

@@ -36,9 +36,11 @@ export function messageQueries(schema: string) {
     ) AS subscribed`,
 
     /**
-     * The insert of `insertEvent`, plus the NOTIFY of its wake-ups, as one statement that any
-     * tool able to run SQL in its transaction can run (Prisma's $executeRawUnsafe, MikroORM's
-     * execute). $1 pattern, $2 idempotency key, $3 payload, $4 wake-up channel.
+     * The insert of `insertEvent`, plus a NOTIFY of each new row's wake-up, as one statement that
+     * any tool able to run SQL in its transaction can run (Prisma's $executeRawUnsafe, MikroORM's
+     * execute); also what a lone emit runs. One NOTIFY per group keeps every payload far below
+     * PostgreSQL's 8000-byte limit. Returns the groups that got a new row.
+     * $1 pattern, $2 idempotency key, $3 payload, $4 wake-up channel.
      */
     insertEventAndNotify: `
     WITH inserted AS (
@@ -48,8 +50,8 @@ export function messageQueries(schema: string) {
       ON CONFLICT (recipient, idempotency_key) DO NOTHING
       RETURNING recipient
     )
-    SELECT pg_notify($4, json_agg(json_build_array(recipient, $1::text))::text)
-    FROM inserted HAVING count(*) > 0`,
+    SELECT recipient, pg_notify($4, json_build_array(json_build_array(recipient, $1::text))::text)
+    FROM inserted`,
 
     /**
      * A request goes to the group serving the pattern (the most recently started one, should two
@@ -84,7 +86,9 @@ export function messageQueries(schema: string) {
      * Claim, committed on its own before the handler runs: counts the attempt (so a crash is
      * counted too) and leases the rows. Only columns outside every index change, so the row is
      * updated in place. The commit need not wait for the WAL flush: losing an attempt count in
-     * a server crash is harmless, and the consume that follows is flushed as usual.
+     * a server crash is harmless, and the consume that follows is flushed as usual. Its
+     * parameters keep PostgreSQL planning it per call (a custom plan): a plan cached while the
+     * table was small would keep scanning it sequentially once it has grown.
      * $1 recipient, $2 batch size, $3 lease in milliseconds.
      */
     claim: `
@@ -109,7 +113,10 @@ export function messageQueries(schema: string) {
      * Settles a batch in the consume transaction: consumed, scheduled for retry, or dead-lettered.
      * Returns the rows it settled. A row another consumer settled first (possible only once this
      * consumer's lease ran out) is not returned, and the caller rolls back: whoever commits first
-     * wins, which keeps consume exactly-once without locking claimed rows a second time.
+     * wins, which keeps consume exactly-once without locking claimed rows a second time. The
+     * "not yet settled" test is written so that it does not match the pending index's predicate:
+     * the planner then always looks the ids up by primary key, even on a table it has no
+     * statistics for, instead of scanning every pending row.
      * $1 ids, $2 outcomes, $3 retry delays in milliseconds, $4 errors.
      */
     settle: `
@@ -121,7 +128,7 @@ export function messageQueries(schema: string) {
       locked_until = NULL,
       last_error = coalesce(o.error, m.last_error)
     FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[]) AS o(id, outcome, delay_ms, error)
-    WHERE m.id = o.id AND m.consumed_at IS NULL AND m.dead_at IS NULL
+    WHERE m.id = o.id AND coalesce(m.consumed_at, m.dead_at) IS NULL
     RETURNING m.id`,
 
     /** Takes the replies waiting in a client's inbox. $1 inbox. */
@@ -138,6 +145,7 @@ export type MessageQueries = ReturnType<typeof messageQueries>;
 export function messageStatements(queries: MessageQueries, prepared: boolean) {
   return {
     insertEvent: statement(queries.insertEvent, prepared),
+    insertEventAndNotify: statement(queries.insertEventAndNotify, prepared),
     hasEventSubscriber: statement(queries.hasEventSubscriber, prepared),
     insertRequest: statement(queries.insertRequest, prepared),
     insertReply: statement(queries.insertReply, prepared),

@@ -11,6 +11,12 @@ export interface WakeupHint {
 const MAX_PAYLOAD_BYTES = 7_000;
 
 /**
+ * A write that starts at least this long after the previous one, with none in flight, may carry
+ * its own NOTIFY. That bounds the commits holding the notify lock to 100 per second per writer.
+ */
+const QUIET_GAP_MS = 10;
+
+/**
  * The one seam through which wake-ups leave the process. Writers hand it hints after their
  * transaction commits; it coalesces all hints gathered while a NOTIFY is in flight into the next
  * one. A NOTIFY inside a writer's transaction would take PostgreSQL's global notify lock at that
@@ -22,6 +28,8 @@ export class WakeupNotifier {
   private readonly logger = new Logger('PostgresWakeup');
   private pending = new Map<string, Set<string>>();
   private flushing: Promise<void> | undefined;
+  private writesInFlight = 0;
+  private lastWriteStart = -Infinity;
 
   constructor(
     private readonly pool: () => pg.Pool,
@@ -36,6 +44,28 @@ export class WakeupNotifier {
       patterns.add(pattern);
     }
     if (this.pending.size > 0) this.flushing ??= this.flush();
+  }
+
+  /**
+   * Called as a write that commits on its own (an emit outside any transaction) starts; pair it
+   * with `endWrite`. Returns whether that write should carry its own NOTIFY: when it is alone
+   * (no other write in flight or hint waiting, none started in the last QUIET_GAP_MS), nobody
+   * contends for the notify lock, and its wake-up arrives with its commit instead of one round
+   * trip later. Writes that overlap get false and are coalesced after commit as usual.
+   */
+  beginWrite(): boolean {
+    const now = performance.now();
+    const alone =
+      this.writesInFlight === 0 &&
+      this.flushing === undefined &&
+      now - this.lastWriteStart >= QUIET_GAP_MS;
+    this.writesInFlight++;
+    this.lastWriteStart = now;
+    return alone;
+  }
+
+  endWrite(): void {
+    this.writesInFlight--;
   }
 
   /**

@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { lastValueFrom } from 'rxjs';
+import pg from 'pg';
+import { ClientPostgres, migrate } from '../../lib/index.js';
+import { decodeHints, type WakeupHint } from '../../lib/wakeup/wakeup-notifier.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { query, startClient } from '../helpers/transport.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const CHANNEL = 'nestjs_transport:wake';
+
+/** Groups with the longest names allowed: all their hints together exceed NOTIFY's 8000 bytes. */
+const LONG_GROUPS = Array.from({ length: 60 }, (_, i) => `${i}-${'g'.repeat(190)}`);
+
+describe('wake-ups: a lone emit notifies in its own statement, concurrent emits after commit', () => {
+  let db: TestDatabase;
+  let client: ClientPostgres;
+  let listener: pg.Client;
+  const payloads: string[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await migrate(db.url);
+    await query(
+      db.url,
+      `INSERT INTO nestjs_transport.subscriptions (pattern, kind, group_name)
+       SELECT 'lone', 'event', 'billing' UNION ALL
+       SELECT 'wide', 'event', unnest($1::text[])`,
+      [LONG_GROUPS],
+    );
+    listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    listener.on('notification', ({ payload }) => payloads.push(payload ?? ''));
+    await listener.query(`LISTEN "${CHANNEL}"`);
+    client = await startClient(db.url);
+  });
+
+  beforeEach(() => {
+    payloads.length = 0;
+  });
+
+  afterAll(async () => {
+    await client.close();
+    await listener.end();
+    await db.drop();
+  });
+
+  const hints = (): WakeupHint[] => payloads.flatMap(decodeHints);
+
+  it('sends the wake-up of a lone emit from the emitting statement itself', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const result = await lastValueFrom(client.emit('lone', { n: 1 }));
+    expect(result).toEqual({ recipients: ['billing'] });
+    await waitFor(() => payloads.length > 0);
+    // The statement's own json_build_array formatting: not the client's coalesced encoding.
+    expect(payloads).toEqual(['[["billing", "lone"]]']);
+  });
+
+  it('coalesces the wake-ups of concurrent emits into few NOTIFYs sent after commit', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, n) => lastValueFrom(client.emit('lone', { n }))),
+    );
+    expect(results.every((r) => r.recipients.length === 1)).toBe(true);
+    await waitFor(() => hints().length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Most emits overlapped, so their hints were merged: far fewer NOTIFYs than emits.
+    expect(payloads.length).toBeLessThan(10);
+    expect(payloads.filter((p) => p === '[["billing","lone"]]').length).toBeGreaterThan(0);
+    expect(new Set(hints().map((h) => `${h.recipient}/${h.pattern}`))).toEqual(
+      new Set(['billing/lone']),
+    );
+  });
+
+  it('wakes 60 groups with long names from a lone emit, each NOTIFY under the limit', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const result = await lastValueFrom(client.emit('wide', { n: 1 }));
+    expect(result.recipients.sort()).toEqual([...LONG_GROUPS].sort());
+    await waitFor(() => hints().length === LONG_GROUPS.length);
+    expect(new Set(hints().map((h) => h.recipient))).toEqual(new Set(LONG_GROUPS));
+    for (const payload of payloads) expect(Buffer.byteLength(payload)).toBeLessThan(8_000);
+  });
+
+  it('wakes 60 groups with long names from emitStatement inside a foreign transaction', async () => {
+    const { text, values } = client.emitStatement('wide', { n: 2 });
+    const connection = new pg.Client({ connectionString: db.url });
+    await connection.connect();
+    try {
+      await connection.query('BEGIN');
+      const inserted = await connection.query(text, values);
+      expect(inserted.rowCount).toBe(LONG_GROUPS.length);
+      await connection.query('COMMIT');
+    } finally {
+      await connection.end();
+    }
+    await waitFor(() => hints().length === LONG_GROUPS.length);
+    expect(new Set(hints().map((h) => h.recipient))).toEqual(new Set(LONG_GROUPS));
+  });
+});
