@@ -22,6 +22,7 @@ import {
 import { ActiveTransaction, currentTransaction } from '../transaction/active-transaction.js';
 import { targetOfClient } from '../transaction/client-target.js';
 import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
+import { EventWriter } from './event-writer.js';
 import { encodeOutgoing } from './outgoing-message.js';
 import { ReplyInbox } from './reply-inbox.js';
 
@@ -47,6 +48,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
   private readonly statements: MessageStatements;
   private readonly notifier: WakeupNotifier;
   private readonly inbox: ReplyInbox;
+  private readonly writer: EventWriter;
   private readonly subscriptions = new Subscription();
   private readonly unsubscribedPatterns = new Set<string>();
   private connection: Promise<void> | undefined;
@@ -59,6 +61,12 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     this.queries = messageQueries(connection.schema);
     this.statements = messageStatements(this.queries, connection.preparedStatements);
     this.notifier = new WakeupNotifier(connection.pool, connection.channel);
+    this.writer = new EventWriter(
+      connection.pool,
+      this.statements,
+      this.notifier,
+      connection.channel,
+    );
     this.inbox = new ReplyInbox({
       address: `reply:${randomUUID()}`,
       pool: connection.pool,
@@ -110,12 +118,13 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       (p) => this.serializer.serialize(p),
       this.options.maxPayloadBytes,
     );
-    const values = [message.pattern, message.idempotencyKey, message.payload];
     const transaction = this.joinableTransaction();
     let recipients: string[];
     if (transaction) {
       const write = transaction.client
-        .query<{ recipient: string }>(this.statements.insertEvent(values))
+        .query<{ recipient: string }>(
+          this.statements.insertEvent([message.pattern, message.idempotencyKey, message.payload]),
+        )
         .then(async ({ rows }) => {
           const hints = rows.map(({ recipient }) => ({ recipient, pattern }));
           if (transaction.ownsCommit) transaction.afterCommit(() => this.notifier.wake(hints));
@@ -125,21 +134,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       transaction.track(write);
       recipients = await write;
     } else {
-      // A lone emit notifies in its own statement; concurrent ones after their commits.
-      const notifyWithin = this.notifier.beginWrite();
-      try {
-        const { rows } = await this.options.connection
-          .pool()
-          .query<{ recipient: string }>(
-            notifyWithin
-              ? this.statements.insertEventAndNotify([...values, this.options.connection.channel])
-              : this.statements.insertEvent(values),
-          );
-        recipients = rows.map(({ recipient }) => recipient);
-      } finally {
-        this.notifier.endWrite();
-      }
-      if (!notifyWithin) this.wake(pattern, recipients);
+      recipients = await this.writer.write(message);
     }
     if (recipients.length === 0) await this.reportIfUnsubscribed(pattern);
     const result: EmitResult = { recipients };
@@ -231,11 +226,6 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     if (ambient && ambient.target === this.options.connection.target) return ambient;
     const external = this.options.externalTransaction?.();
     return external ? new ActiveTransaction(external, targetOfClient(external), false) : undefined;
-  }
-
-  private wake(pattern: string, recipients: string[]): void {
-    if (recipients.length > 0)
-      this.notifier.wake(recipients.map((recipient) => ({ recipient, pattern })));
   }
 
   /** Warns once per pattern when an event was not stored because no group subscribes to it. */

@@ -29,6 +29,20 @@ export function messageQueries(schema: string) {
     ON CONFLICT (recipient, idempotency_key) DO NOTHING
     RETURNING recipient`,
 
+    /**
+     * Several events in one statement, each to every group subscribed to its pattern; a repeated
+     * key inserts nothing. Returns each new row's group, pattern and key.
+     * $1 patterns, $2 idempotency keys, $3 payloads (parallel arrays).
+     */
+    insertEvents: `
+    INSERT INTO ${schema}.messages (recipient, pattern, kind, idempotency_key, payload)
+    SELECT s.group_name, e.pattern, 'event', e.key, e.payload
+    FROM unnest($1::text[], $2::text[], $3::json[]) WITH ORDINALITY AS e(pattern, key, payload, n)
+    JOIN ${schema}.subscriptions AS s ON s.pattern = e.pattern AND s.kind = 'event'
+    ORDER BY e.n
+    ON CONFLICT (recipient, idempotency_key) DO NOTHING
+    RETURNING recipient, pattern, idempotency_key`,
+
     /** Whether any group subscribes to an event pattern. $1 pattern. */
     hasEventSubscriber: `
     SELECT EXISTS (
@@ -146,6 +160,7 @@ export function messageStatements(queries: MessageQueries, prepared: boolean) {
   return {
     insertEvent: statement(queries.insertEvent, prepared),
     insertEventAndNotify: statement(queries.insertEventAndNotify, prepared),
+    insertEvents: statement(queries.insertEvents, prepared),
     hasEventSubscriber: statement(queries.hasEventSubscriber, prepared),
     insertRequest: statement(queries.insertRequest, prepared),
     insertReply: statement(queries.insertReply, prepared),

@@ -1,0 +1,126 @@
+import type pg from 'pg';
+import type { MessageStatements } from '../sql/message.queries.js';
+import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
+import type { OutgoingMessage } from './outgoing-message.js';
+
+/**
+ * Statements in flight at once. Emits that arrive while both are busy wait for the next one and
+ * share it: one round trip and one commit for all of them.
+ */
+const MAX_STATEMENTS_IN_FLIGHT = 2;
+
+/** A shared statement stops taking emits past this many, or past this many payload bytes. */
+const MAX_EVENTS_PER_STATEMENT = 200;
+const MAX_BYTES_PER_STATEMENT = 1024 * 1024;
+
+interface PendingEmit {
+  readonly message: OutgoingMessage;
+  readonly resolve: (recipients: string[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Writes the events emitted outside any transaction, each committed on its own from the
+ * caller's point of view. Under concurrency the emits that queue behind the statements in
+ * flight go out together as one multi-row INSERT: fewer round trips and commits per message,
+ * and no added wait, since a free statement slot sends at once. A shared statement that fails
+ * is retried emit by emit, so one bad message fails alone.
+ */
+export class EventWriter {
+  private readonly queue: PendingEmit[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly pool: () => pg.Pool,
+    private readonly statements: MessageStatements,
+    private readonly notifier: WakeupNotifier,
+    private readonly channel: string,
+  ) {}
+
+  /** Inserts the event for every subscribed group; resolves with the groups that got a row. */
+  write(message: OutgoingMessage): Promise<string[]> {
+    return new Promise<string[]>((resolve, reject) => {
+      this.queue.push({ message, resolve, reject });
+      if (this.inFlight < MAX_STATEMENTS_IN_FLIGHT) this.sendNext();
+    });
+  }
+
+  private sendNext(): void {
+    const batch = this.takeBatch();
+    if (batch.length === 0) return;
+    this.inFlight++;
+    const sent = batch.length === 1 ? this.writeOne(batch[0]) : this.writeMany(batch);
+    void sent.finally(() => {
+      this.inFlight--;
+      this.sendNext();
+    });
+  }
+
+  private takeBatch(): PendingEmit[] {
+    const batch: PendingEmit[] = [];
+    let bytes = 0;
+    while (this.queue.length > 0 && batch.length < MAX_EVENTS_PER_STATEMENT) {
+      const size = this.queue[0].message.payload.length;
+      if (batch.length > 0 && bytes + size > MAX_BYTES_PER_STATEMENT) break;
+      batch.push(this.queue.shift()!);
+      bytes += size;
+    }
+    return batch;
+  }
+
+  private async writeOne(emit: PendingEmit): Promise<void> {
+    const { pattern, idempotencyKey, payload } = emit.message;
+    const values = [pattern, idempotencyKey, payload];
+    // A lone emit notifies in its own statement; concurrent ones after their commits.
+    const notifyWithin = this.notifier.beginWrite();
+    try {
+      const { rows } = await this.pool().query<{ recipient: string }>(
+        notifyWithin
+          ? this.statements.insertEventAndNotify([...values, this.channel])
+          : this.statements.insertEvent(values),
+      );
+      const recipients = rows.map(({ recipient }) => recipient);
+      if (!notifyWithin && recipients.length > 0) {
+        this.notifier.wake(recipients.map((recipient) => ({ recipient, pattern })));
+      }
+      emit.resolve(recipients);
+    } catch (error) {
+      emit.reject(error);
+    } finally {
+      this.notifier.endWrite();
+    }
+  }
+
+  private async writeMany(batch: PendingEmit[]): Promise<void> {
+    let rows: Array<{ recipient: string; pattern: string; idempotency_key: string }>;
+    this.notifier.beginWrite();
+    try {
+      ({ rows } = await this.pool().query(
+        this.statements.insertEvents([
+          batch.map((emit) => emit.message.pattern),
+          batch.map((emit) => emit.message.idempotencyKey),
+          batch.map((emit) => emit.message.payload),
+        ]),
+      ));
+    } catch {
+      // Whatever failed, each emit now gets its own statement and its own error.
+      await Promise.all(batch.map((emit) => this.writeOne(emit)));
+      return;
+    } finally {
+      this.notifier.endWrite();
+    }
+    this.notifier.wake(rows.map(({ recipient, pattern }) => ({ recipient, pattern })));
+    // Rows are told apart by pattern and key. Two emits of one batch with the same pattern and
+    // key inserted once: the first gets the groups, the second is the duplicate and gets none.
+    const byEmit = new Map<string, string[]>();
+    for (const row of rows) {
+      const id = JSON.stringify([row.pattern, row.idempotency_key]);
+      byEmit.set(id, [...(byEmit.get(id) ?? []), row.recipient]);
+    }
+    for (const emit of batch) {
+      const id = JSON.stringify([emit.message.pattern, emit.message.idempotencyKey]);
+      emit.resolve(byEmit.get(id) ?? []);
+      byEmit.delete(id);
+    }
+  }
+}

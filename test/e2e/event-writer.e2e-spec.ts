@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { lastValueFrom } from 'rxjs';
+import { ClientPostgres, migrate, PostgresRecordBuilder } from '../../lib/index.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { query, startClient } from '../helpers/transport.js';
+
+describe('emits outside a transaction: concurrent ones share statements', () => {
+  let db: TestDatabase;
+  let client: ClientPostgres;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await migrate(db.url);
+    await query(
+      db.url,
+      `INSERT INTO nestjs_transport.subscriptions (pattern, kind, group_name)
+       VALUES ('audit', 'event', 'billing'), ('audit', 'event', 'shipping')`,
+    );
+    client = await startClient(db.url);
+  });
+
+  afterAll(async () => {
+    await client.close();
+    await db.drop();
+  });
+
+  const emit = (data: unknown, key?: string) =>
+    lastValueFrom(
+      client.emit(
+        'audit',
+        key ? new PostgresRecordBuilder(data).setIdempotencyKey(key).build() : data,
+      ),
+    );
+
+  it('writes 200 concurrent emits in fewer transactions, each to every group, once', async () => {
+    const results = await Promise.all(Array.from({ length: 200 }, (_, n) => emit({ n })));
+    for (const result of results) expect(result.recipients.sort()).toEqual(['billing', 'shipping']);
+    const [row] = await query(
+      db.url,
+      `SELECT count(*)::int AS rows, count(DISTINCT payload::text)::int AS emits,
+              count(DISTINCT xmin::text)::int AS transactions
+       FROM nestjs_transport.messages WHERE payload::text LIKE '%"n":%'`,
+    );
+    expect(row.rows).toBe(400);
+    expect(row.emits).toBe(200);
+    // Rows written by one statement share its transaction id.
+    expect(row.transactions).toBeLessThan(100);
+  });
+
+  it('inserts a key repeated within one shared statement once, and tells the duplicate', async () => {
+    const keys = Array.from({ length: 40 }, (_, n) => `order-${n % 20}`);
+    const results = await Promise.all(keys.map((key, n) => emit({ key, n }, key)));
+    const firsts = results.slice(0, 20);
+    const repeats = results.slice(20);
+    for (const result of firsts) expect(result.recipients.sort()).toEqual(['billing', 'shipping']);
+    for (const result of repeats) expect(result.recipients).toEqual([]);
+    const rows = await query(
+      db.url,
+      `SELECT idempotency_key, count(*)::int AS n FROM nestjs_transport.messages
+       WHERE idempotency_key LIKE 'order-%' GROUP BY 1`,
+    );
+    expect(rows).toHaveLength(20);
+    for (const r of rows) expect(r.n).toBe(2);
+  });
+
+  it('fails only the emit the database rejects when it shared a statement', async () => {
+    // A constraint of the user's own rejects one payload: the shared statement fails, and each
+    // of its emits is retried alone.
+    await query(
+      db.url,
+      `ALTER TABLE nestjs_transport.messages
+       ADD CONSTRAINT no_poison CHECK (payload::text NOT LIKE '%poison%')`,
+    );
+    try {
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 30 }, (_, n) => emit(n === 17 ? { poison: true } : { batch: n })),
+      );
+      const rejected = outcomes.filter((o) => o.status === 'rejected');
+      expect(rejected).toHaveLength(1);
+      expect(String((rejected[0] as PromiseRejectedResult).reason)).toMatch(/no_poison/);
+      expect(outcomes[17].status).toBe('rejected');
+      const [row] = await query(
+        db.url,
+        `SELECT count(*)::int AS n FROM nestjs_transport.messages WHERE payload::text LIKE '%"batch":%'`,
+      );
+      expect(row.n).toBe(29 * 2);
+    } finally {
+      await query(db.url, 'ALTER TABLE nestjs_transport.messages DROP CONSTRAINT no_poison');
+    }
+  });
+});
