@@ -14,6 +14,8 @@ export interface ClaimedMessage {
   readonly expired: boolean;
   /** Milliseconds from the emitting transaction's start to this claim, by the database clock. */
   readonly queued_ms: number;
+  /** When the row became due, in microseconds since the epoch: where the next claim resumes. */
+  readonly run_at_us: string;
 }
 
 /** What became of one message inside the consume transaction. */

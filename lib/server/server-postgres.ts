@@ -71,6 +71,9 @@ export class ServerPostgres
   private sweepTimer: NodeJS.Timeout | undefined;
   private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
   private closing: Promise<void> | undefined;
+  /** Where the next claim resumes, after a full batch; see `claim`. */
+  private claimCursor: { runAtUs: string; id: string } | undefined;
+  private fullClaimDueAt = 0;
 
   constructor(options: ServerPostgresOptions) {
     super();
@@ -195,12 +198,25 @@ export class ServerPostgres
     );
   }
 
+  /**
+   * Claims the next batch. While batches come back full, each claim resumes after the last row
+   * claimed (see `claimAfter`); a claim that finds less than a batch, and one at least every
+   * sweep interval, starts from the beginning again, so rows behind the cursor (a lease that
+   * ran out, a transaction that committed late) wait at most that long.
+   */
   private async claim(): Promise<ClaimedMessage[]> {
+    const { group, batchSize, leaseMs, sweepIntervalMs } = this.options;
+    const now = Date.now();
+    const cursor = now < this.fullClaimDueAt ? this.claimCursor : undefined;
+    if (!cursor) this.fullClaimDueAt = now + sweepIntervalMs;
     const { rows } = await this.options.connection
       .pool()
       .query<ClaimedMessage>(
-        this.statements.claim([this.options.group, this.options.batchSize, this.options.leaseMs]),
+        cursor
+          ? this.statements.claimAfter([group, batchSize, leaseMs, cursor.runAtUs, cursor.id])
+          : this.statements.claim([group, batchSize, leaseMs]),
       );
+    this.claimCursor = rows.length === batchSize ? lastInClaimOrder(rows) : undefined;
     return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
   }
 
@@ -271,6 +287,16 @@ export class ServerPostgres
     this.emitEvent('status', PostgresStatus.CLOSED);
     this.outcomes.complete();
   }
+}
+
+/** The row a claim took last in its (run_at, id) order. */
+function lastInClaimOrder(rows: readonly ClaimedMessage[]): { runAtUs: string; id: string } {
+  let last = rows[0];
+  for (const row of rows) {
+    const byRunAt = BigInt(row.run_at_us) - BigInt(last.run_at_us);
+    if (byRunAt > 0n || (byRunAt === 0n && BigInt(row.id) > BigInt(last.id))) last = row;
+  }
+  return { runAtUs: last.run_at_us, id: last.id };
 }
 
 export type { DeadLetterEvent };

@@ -11,6 +11,25 @@ export const MESSAGE_SAVEPOINT = 'pg_transport_message';
 export const BEGIN_BATCH = `BEGIN; SAVEPOINT ${MESSAGE_SAVEPOINT}`;
 
 export function messageQueries(schema: string) {
+  /** The claim of up to $2 rows for recipient $1, leased for $3 ms, with a condition added. */
+  const claimWhere = (condition: string) => `
+    WITH next AS (
+      SELECT id FROM ${schema}.messages
+      WHERE recipient = $1 AND consumed_at IS NULL AND dead_at IS NULL AND run_at <= now()
+        AND (locked_until IS NULL OR locked_until <= now()) ${condition}
+      ORDER BY run_at, id
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE ${schema}.messages AS m
+    SET attempts = m.attempts + 1, locked_until = now() + $3 * interval '1 millisecond'
+    FROM next, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+    WHERE m.id = next.id
+    RETURNING m.id::text AS id, m.pattern, m.kind, m.payload, m.attempts, m.reply_to,
+              m.correlation_id, m.idempotency_key, m.created_at,
+              (m.expires_at IS NOT NULL AND m.expires_at < now()) AS expired,
+              (extract(epoch FROM clock_timestamp() - m.created_at) * 1000)::float8 AS queued_ms,
+              (extract(epoch FROM m.run_at) * 1000000)::bigint::text AS run_at_us`;
   return {
     /** Records that `group` consumes these patterns, or refreshes `seen_at` if it already did. */
     upsertSubscriptions: `
@@ -105,23 +124,18 @@ export function messageQueries(schema: string) {
      * table was small would keep scanning it sequentially once it has grown.
      * $1 recipient, $2 batch size, $3 lease in milliseconds.
      */
-    claim: `
-    WITH next AS (
-      SELECT id FROM ${schema}.messages
-      WHERE recipient = $1 AND consumed_at IS NULL AND dead_at IS NULL AND run_at <= now()
-        AND (locked_until IS NULL OR locked_until <= now())
-      ORDER BY run_at, id
-      LIMIT $2
-      FOR UPDATE SKIP LOCKED
-    )
-    UPDATE ${schema}.messages AS m
-    SET attempts = m.attempts + 1, locked_until = now() + $3 * interval '1 millisecond'
-    FROM next, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-    WHERE m.id = next.id
-    RETURNING m.id::text AS id, m.pattern, m.kind, m.payload, m.attempts, m.reply_to,
-              m.correlation_id, m.idempotency_key, m.created_at,
-              (m.expires_at IS NOT NULL AND m.expires_at < now()) AS expired,
-              (extract(epoch FROM clock_timestamp() - m.created_at) * 1000)::float8 AS queued_ms`,
+    claim: claimWhere(''),
+
+    /**
+     * `claim`, resuming after the last row a full batch claimed: the index scan starts there
+     * instead of walking entries of rows settled since the last vacuum, which on a large table
+     * without autovacuum made every claim read thousands of index pages.
+     * $1 to $3 as for `claim`, $4 and $5 the last claimed row's run_at (microseconds since the
+     * epoch) and id.
+     */
+    claimAfter: claimWhere(
+      `AND (run_at, id) > ('epoch'::timestamptz + $4::bigint * interval '1 microsecond', $5::bigint)`,
+    ),
 
     /**
      * Settles a batch in the consume transaction: consumed, scheduled for retry, or dead-lettered.
@@ -165,6 +179,7 @@ export function messageStatements(queries: MessageQueries, prepared: boolean) {
     insertRequest: statement(queries.insertRequest, prepared),
     insertReply: statement(queries.insertReply, prepared),
     claim: statement(queries.claim, prepared),
+    claimAfter: statement(queries.claimAfter, prepared),
     settle: statement(queries.settle, prepared),
     takeReplies: statement(queries.takeReplies, prepared),
   };
