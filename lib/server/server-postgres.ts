@@ -200,22 +200,30 @@ export class ServerPostgres
 
   /**
    * Claims the next batch. While batches come back full, each claim resumes after the last row
-   * claimed (see `claimAfter`); a claim that finds less than a batch, and one at least every
-   * sweep interval, starts from the beginning again, so rows behind the cursor (a lease that
-   * ran out, a transaction that committed late) wait at most that long.
+   * claimed (see `claimAfter`). Rows can land behind that point: a row's run_at is its inserting
+   * transaction's start, and transactions commit out of that order. So a resumed claim that
+   * comes back short is topped up at once by a claim from the beginning, and while claims stay
+   * full one starts from the beginning at least every FULL_CLAIM_INTERVAL_MS (or sweep interval,
+   * if shorter): a row behind the cursor waits at most that long, even during a backlog.
    */
   private async claim(): Promise<ClaimedMessage[]> {
     const { group, batchSize, leaseMs, sweepIntervalMs } = this.options;
+    const pool = this.options.connection.pool();
     const now = Date.now();
     const cursor = now < this.fullClaimDueAt ? this.claimCursor : undefined;
-    if (!cursor) this.fullClaimDueAt = now + sweepIntervalMs;
-    const { rows } = await this.options.connection
-      .pool()
-      .query<ClaimedMessage>(
-        cursor
-          ? this.statements.claimAfter([group, batchSize, leaseMs, cursor.runAtUs, cursor.id])
-          : this.statements.claim([group, batchSize, leaseMs]),
+    let rows: ClaimedMessage[] = [];
+    if (cursor) {
+      ({ rows } = await pool.query<ClaimedMessage>(
+        this.statements.claimAfter([group, batchSize, leaseMs, cursor.runAtUs, cursor.id]),
+      ));
+    }
+    if (rows.length < batchSize) {
+      this.fullClaimDueAt = now + Math.min(sweepIntervalMs, FULL_CLAIM_INTERVAL_MS);
+      const more = await pool.query<ClaimedMessage>(
+        this.statements.claim([group, batchSize - rows.length, leaseMs]),
       );
+      rows = rows.concat(more.rows);
+    }
     this.claimCursor = rows.length === batchSize ? lastInClaimOrder(rows) : undefined;
     return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
   }
@@ -288,6 +296,9 @@ export class ServerPostgres
     this.outcomes.complete();
   }
 }
+
+/** The longest a full claim waits while claims resume after a cursor; see `claim`. */
+const FULL_CLAIM_INTERVAL_MS = 1_000;
 
 /** The row a claim took last in its (run_at, id) order. */
 function lastInClaimOrder(rows: readonly ClaimedMessage[]): { runAtUs: string; id: string } {
