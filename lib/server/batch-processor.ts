@@ -1,48 +1,28 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
-import type { MessageOutcome } from '../events/message-outcome.events.js';
-import type { DeadLetterEvent } from '../events/postgres.events.js';
 import { BEGIN_BATCH, MESSAGE_SAVEPOINT, type MessageStatements } from '../sql/message.queries.js';
 import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import type { ClaimedMessage, HandleResult } from './claimed-message.js';
-import { retryDelay } from './retry-delay.js';
+import {
+  SettlementPolicy,
+  type Handled,
+  type Settlement,
+  type SettlementPolicyDeps,
+} from './settlement.js';
 
-export interface BatchProcessorDeps {
+export interface BatchProcessorDeps extends SettlementPolicyDeps {
   readonly pool: () => pg.Pool;
   readonly statements: MessageStatements;
-  readonly group: string;
   readonly target: string;
-  readonly maxAttempts: number;
   /** The claim's lease: when a rolled-back batch's messages become claimable again. */
   readonly leaseMs: number;
-  readonly retryDelayMs: number;
-  readonly maxRetryDelayMs: number;
   readonly notifier: WakeupNotifier;
-  /** Runs the handler of one message; called inside the message's savepoint. */
+  /** Runs the handler of one message inside the consume transaction. */
   readonly handle: (
     message: ClaimedMessage,
     transaction: ActiveTransaction,
   ) => Promise<HandleResult>;
-  readonly onDeadLetter: (event: DeadLetterEvent) => void;
-  /** Told of every retry, so the owner can wake the group when the first one is due. */
-  readonly onRetryScheduled: (delayMs: number) => void;
-  /** Told what became of each message, after the commit. */
-  readonly onOutcome: (outcome: MessageOutcome) => void;
-}
-
-interface Settlement {
-  id: string;
-  outcome: 'consumed' | 'retry' | 'dead';
-  delayMs: number;
-  error: string | null;
-  durationMs: number;
-}
-
-/** A handler's outcome, with how long it took, kept when a batch is replayed. */
-interface Handled {
-  readonly result: HandleResult;
-  readonly durationMs: number;
 }
 
 /** An optimistic batch met a failure: roll back, then replay it with savepoints. */
@@ -63,8 +43,6 @@ const NEXT_SAVEPOINT = `RELEASE SAVEPOINT ${SAVEPOINT}; SAVEPOINT ${SAVEPOINT}`;
  */
 const ISOLATED_BATCHES_AFTER_FAILURE = 16;
 
-const OUTCOME_TYPES = { consumed: 'handled', retry: 'failed', dead: 'deadLettered' } as const;
-
 /**
  * Handles a claimed batch in ONE transaction, marked consumed by a single commit, with each
  * message's writes isolated from its neighbours'. A crash anywhere rolls back everything; the
@@ -84,8 +62,11 @@ export class BatchProcessor {
   private readonly active = new Set<pg.PoolClient>();
   /** Batches left that use savepoints from the start, counted down from the last failure. */
   private isolatedBatches = 0;
+  private readonly settlements: SettlementPolicy;
 
-  constructor(private readonly deps: BatchProcessorDeps) {}
+  constructor(private readonly deps: BatchProcessorDeps) {
+    this.settlements = new SettlementPolicy(deps);
+  }
 
   /**
    * Ends the connections of batches still in flight. Their transactions roll back on the server,
@@ -170,14 +151,14 @@ export class BatchProcessor {
             known?.id === message.id ? known.durationMs : performance.now() - started;
           handled = { result, durationMs };
         } else {
-          const result = await this.processOptimistic(client, transaction, message);
+          const result = await this.processOptimistic(client, transaction, message, begun);
           handled = { result, durationMs: performance.now() - started };
           if (result.rollback) {
             transaction.rolledBack();
             return { replay: true, failed: { id: message.id, ...handled } };
           }
         }
-        settlements.push(this.settlementOf(message, handled));
+        settlements.push(this.settlements.settle(message, handled));
         if (handled.result.reply !== undefined && message.reply_to) {
           replies.push({ recipient: message.reply_to, pattern: message.pattern });
         }
@@ -200,7 +181,7 @@ export class BatchProcessor {
       await client.query('COMMIT');
       transaction.committed();
       if (replies.length > 0) this.deps.notifier.wake(replies);
-      this.report(batch, settlements);
+      this.settlements.report(batch, settlements);
       return 'committed';
     } catch (error) {
       transaction.rolledBack();
@@ -213,6 +194,7 @@ export class BatchProcessor {
     client: pg.PoolClient,
     transaction: ActiveTransaction,
     message: ClaimedMessage,
+    begun: Promise<unknown>,
   ): Promise<HandleResult> {
     if (message.attempts > this.deps.maxAttempts) return this.diedDuringLastAttempt(message);
     const result = await runInTransaction(transaction, () =>
@@ -230,8 +212,14 @@ export class BatchProcessor {
     }
     // Every statement of this message has answered; 'E' means one failed and the handler
     // carried on regardless.
-    if (client.getTransactionStatus() === 'E') {
-      return abortedBy('a statement failed and the handler went on');
+    await begun;
+    const status = client.getTransactionStatus();
+    if (status === 'E') return abortedBy('a statement failed and the handler went on');
+    if (status !== 'T') {
+      throw new Error(
+        `the handler of "${message.pattern}" #${message.id} ended the consume transaction ` +
+          '(COMMIT or ROLLBACK); handlers must leave it to the transport',
+      );
     }
     return result;
   }
@@ -290,52 +278,6 @@ export class BatchProcessor {
         `reply:${message.id}`,
       ]),
     );
-  }
-
-  private settlementOf(message: ClaimedMessage, { result, durationMs }: Handled): Settlement {
-    const base = { id: message.id, error: result.error ?? null, durationMs, delayMs: 0 };
-    if (result.outcome === 'consumed') return { ...base, outcome: 'consumed' };
-    if (result.outcome === 'dead' || message.attempts >= this.deps.maxAttempts) {
-      return { ...base, outcome: 'dead' };
-    }
-    const delayMs = retryDelay(message.attempts, this.deps.retryDelayMs, this.deps.maxRetryDelayMs);
-    return { ...base, outcome: 'retry', delayMs };
-  }
-
-  private report(batch: readonly ClaimedMessage[], settlements: Settlement[]): void {
-    const byId = new Map(batch.map((message) => [message.id, message]));
-    for (const settlement of settlements) {
-      const message = byId.get(settlement.id)!;
-      this.deps.onOutcome({
-        type: OUTCOME_TYPES[settlement.outcome],
-        id: message.id,
-        pattern: message.pattern,
-        group: this.deps.group,
-        attempt: message.attempts,
-        durationMs: settlement.durationMs,
-        queuedMs: message.queued_ms,
-        error: settlement.error ?? undefined,
-      });
-      if (settlement.outcome === 'retry') {
-        this.deps.onRetryScheduled(settlement.delayMs);
-        this.logger.warn(
-          `"${message.pattern}" #${message.id} failed attempt ${message.attempts}/` +
-            `${this.deps.maxAttempts}; retrying in ${settlement.delayMs} ms: ${settlement.error}`,
-        );
-      } else if (settlement.outcome === 'dead') {
-        this.logger.error(
-          `"${message.pattern}" #${message.id} dead-lettered after attempt ${message.attempts}: ` +
-            `${settlement.error}`,
-        );
-        this.deps.onDeadLetter({
-          id: message.id,
-          pattern: message.pattern,
-          group: this.deps.group,
-          attempts: message.attempts,
-          error: settlement.error ?? 'unknown error',
-        });
-      }
-    }
   }
 }
 

@@ -21,7 +21,8 @@ const runs: Array<{ key: string; attempt: number }> = [];
 class BatchController {
   /**
    * Writes one row in the consume transaction. A key starting with "fail" throws on its first
-   * attempt after writing; one starting with "swallow" hides a failed statement on its first.
+   * attempt after writing; one starting with "swallow" hides a failed statement on its first;
+   * one starting with "commit" wrongly commits the consume transaction on its first.
    */
   @EventPattern<string>('entry', POSTGRES_TRANSPORT)
   async entry(@Payload() body: { key: string }, @Ctx() ctx: PostgresContext) {
@@ -30,6 +31,7 @@ class BatchController {
     if (ctx.getAttempt() > 1) return;
     if (body.key.startsWith('fail')) throw new Error(`first attempt of ${body.key} fails`);
     if (body.key.startsWith('swallow')) await ctx.query('SELECT 1 / 0').catch(() => undefined);
+    if (body.key.startsWith('commit')) await ctx.query('COMMIT');
   }
 }
 
@@ -87,7 +89,7 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     const { app } = await startServer(
       db.url,
       [BatchController],
-      { group, retryDelayMs: 20, maxRetryDelayMs: 20 },
+      { group, retryDelayMs: 20, maxRetryDelayMs: 20, leaseMs: 300 },
       [],
       (microservice) => microservice.useGlobalFilters(new PostgresExceptionFilter()),
     );
@@ -177,5 +179,22 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     expect(runsOf('fail-d')).toEqual([1, 2]);
     expect(runsOf('d-4')).toEqual([1]);
     expect(await ledgerKeys(keys)).toEqual([...keys].sort());
+  });
+
+  it('rolls back a batch whose handler committed the consume transaction, and redelivers', async () => {
+    await backlogFor('handler-commits', ['e-1', 'commit-e', 'e-3']);
+    await consume('handler-commits');
+    await waitFor(async () => (await pending('handler-commits')) === 0, {
+      message: 'the batch to come back after its lease and be consumed',
+    });
+    // Not settled by the broken run: every message of the batch came back and ran again.
+    expect(runsOf('commit-e')).toEqual([1, 2]);
+    expect(runsOf('e-3')).toEqual([2]);
+    const rows = await query(
+      db.url,
+      `SELECT attempts FROM nestjs_transport.messages
+       WHERE recipient = 'handler-commits' ORDER BY id`,
+    );
+    expect(rows.map((r) => r.attempts)).toEqual([2, 2, 2]);
   });
 });
