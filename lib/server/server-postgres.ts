@@ -25,8 +25,8 @@ import {
 } from '../sql/message.queries.js';
 import { decodeHints, WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { BatchProcessor } from './batch-processor.js';
-import type { ClaimedMessage } from './claimed-message.js';
 import { GroupConsumer } from './group-consumer.js';
+import { MessageClaimer } from './message-claimer.js';
 import { MessageDispatcher } from './message-dispatcher.js';
 import { statusOf } from './status-of.js';
 
@@ -71,9 +71,6 @@ export class ServerPostgres
   private sweepTimer: NodeJS.Timeout | undefined;
   private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
   private closing: Promise<void> | undefined;
-  /** Where the next claim resumes, after a full batch; see `claim`. */
-  private claimCursor: { runAtUs: string; id: string } | undefined;
-  private fullClaimDueAt = 0;
 
   constructor(options: ServerPostgresOptions) {
     super();
@@ -107,11 +104,12 @@ export class ServerPostgres
       onRetryScheduled: (delayMs) => this.wakeAfter(delayMs),
       onOutcome: (outcome) => this.record(outcome),
     }));
+    const claimer = new MessageClaimer(connection.pool, this.statements, this.options);
     this.consumer = new GroupConsumer({
       group: this.options.group,
       concurrency: this.options.concurrency,
       batchSize: this.options.batchSize,
-      claim: () => this.claim(),
+      claim: () => claimer.claim(),
       process: (batch) => processor.process(batch),
     });
   }
@@ -198,36 +196,6 @@ export class ServerPostgres
     );
   }
 
-  /**
-   * Claims the next batch. While batches come back full, each claim resumes after the last row
-   * claimed (see `claimAfter`). Rows can land behind that point: a row's run_at is its inserting
-   * transaction's start, and transactions commit out of that order. So a resumed claim that
-   * comes back short is topped up at once by a claim from the beginning, and while claims stay
-   * full one starts from the beginning at least every FULL_CLAIM_INTERVAL_MS (or sweep interval,
-   * if shorter): a row behind the cursor waits at most that long, even during a backlog.
-   */
-  private async claim(): Promise<ClaimedMessage[]> {
-    const { group, batchSize, leaseMs, sweepIntervalMs } = this.options;
-    const pool = this.options.connection.pool();
-    const now = Date.now();
-    const cursor = now < this.fullClaimDueAt ? this.claimCursor : undefined;
-    let rows: ClaimedMessage[] = [];
-    if (cursor) {
-      ({ rows } = await pool.query<ClaimedMessage>(
-        this.statements.claimAfter([group, batchSize, leaseMs, cursor.runAtUs, cursor.id]),
-      ));
-    }
-    if (rows.length < batchSize) {
-      this.fullClaimDueAt = now + Math.min(sweepIntervalMs, FULL_CLAIM_INTERVAL_MS);
-      const more = await pool.query<ClaimedMessage>(
-        this.statements.claim([group, batchSize - rows.length, leaseMs]),
-      );
-      rows = rows.concat(more.rows);
-    }
-    this.claimCursor = rows.length === batchSize ? lastInClaimOrder(rows) : undefined;
-    return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
-  }
-
   /** Keeps one timer for the earliest scheduled retry, so retries do not wait for the sweep. */
   private wakeAfter(delayMs: number): void {
     const at = Date.now() + delayMs;
@@ -295,19 +263,6 @@ export class ServerPostgres
     this.emitEvent('status', PostgresStatus.CLOSED);
     this.outcomes.complete();
   }
-}
-
-/** The longest a full claim waits while claims resume after a cursor; see `claim`. */
-const FULL_CLAIM_INTERVAL_MS = 1_000;
-
-/** The row a claim took last in its (run_at, id) order. */
-function lastInClaimOrder(rows: readonly ClaimedMessage[]): { runAtUs: string; id: string } {
-  let last = rows[0];
-  for (const row of rows) {
-    const byRunAt = BigInt(row.run_at_us) - BigInt(last.run_at_us);
-    if (byRunAt > 0n || (byRunAt === 0n && BigInt(row.id) > BigInt(last.id))) last = row;
-  }
-  return { runAtUs: last.run_at_us, id: last.id };
 }
 
 export type { DeadLetterEvent };
