@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { Subscription } from 'rxjs';
+import { lastValueFrom, Subscription, throwError, type Observable } from 'rxjs';
 import { PostgresStatus, type PostgresClientEvents } from '../events/postgres.events.js';
 import { acquireListener, type ListenerLease } from '../listener/index.js';
 import { ensureMigrated } from '../migrate/ensure-migrated.js';
@@ -11,6 +11,7 @@ import {
   resolveClientOptions,
   type ResolvedClientOptions,
 } from '../options/resolve-client-options.js';
+import { ClientClosingError } from '../errors/client-closing.error.js';
 import { NO_MESSAGE_HANDLER } from '../postgres.constants.js';
 import { statusOf } from '../server/status-of.js';
 import {
@@ -53,6 +54,9 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
   private readonly unsubscribedPatterns = new Set<string>();
   private connection: Promise<void> | undefined;
   private lease: ListenerLease | undefined;
+  /** Emits made and not yet settled; close() waits for them. */
+  private readonly emitsInFlight = new Set<Promise<unknown>>();
+  private closing = false;
 
   constructor(options: ClientPostgresOptions) {
     super();
@@ -87,10 +91,17 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     return this.connection;
   }
 
-  /** Fails pending requests, stops listening and ends the pool if the client created it. */
+  /**
+   * Fails pending requests, waits for emits already made, stops listening and ends the pool if
+   * the client created it.
+   */
   async close(): Promise<void> {
+    this.closing = true;
     this.subscriptions.unsubscribe();
     await this.inbox.close();
+    // Emits already made are written (and their wake-ups sent) before the pool closes.
+    while (this.emitsInFlight.size > 0) await Promise.all(this.emitsInFlight);
+    await this.writer.drain();
     await this.notifier.drain();
     await this.lease?.release();
     this.lease = undefined;
@@ -98,7 +109,23 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       await this.options.connection.pool().end();
     }
     this.connection = undefined;
+    this.closing = false;
     this._status$.next(PostgresStatus.CLOSED);
+  }
+
+  /**
+   * Nest's emit, tracked so that close() waits for it. An emit made while the client closes
+   * fails at once: its pool is about to end, and a query queued on an ending pool never runs.
+   */
+  override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    if (this.closing) {
+      return throwError(() => new ClientClosingError(pattern));
+    }
+    const source = super.emit<TResult, TInput>(pattern, data);
+    const settled = lastValueFrom(source, { defaultValue: undefined }).catch(() => undefined);
+    this.emitsInFlight.add(settled);
+    void settled.then(() => this.emitsInFlight.delete(settled));
+    return source;
   }
 
   /** The pg.Pool this client writes through. */

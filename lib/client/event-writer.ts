@@ -29,6 +29,7 @@ interface PendingEmit {
 export class EventWriter {
   private readonly queue: PendingEmit[] = [];
   private inFlight = 0;
+  private idle: Array<() => void> = [];
 
   constructor(
     private readonly pool: () => pg.Pool,
@@ -45,9 +46,18 @@ export class EventWriter {
     });
   }
 
+  /** Resolves once every emit made so far has been written or has failed. */
+  drain(): Promise<void> {
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
   private sendNext(): void {
     const batch = this.takeBatch();
-    if (batch.length === 0) return;
+    if (batch.length === 0) {
+      if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+      return;
+    }
     this.inFlight++;
     const sent = batch.length === 1 ? this.writeOne(batch[0]) : this.writeMany(batch);
     void sent.finally(() => {

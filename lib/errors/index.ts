@@ -3,5 +3,6 @@ export { InvalidOptionError } from './invalid-option.error.js';
 export { PayloadError, PayloadTooLargeError } from './payload.error.js';
 export { InvalidPatternError } from './invalid-pattern.error.js';
 export { ReplyTimeoutError } from './reply-timeout.error.js';
+export { ClientClosingError } from './client-closing.error.js';
 export { MigrationError } from './migration.error.js';
 export { SqlState, sqlStateOf } from './sqlstate.js';
