@@ -9,9 +9,9 @@ import type { OutgoingMessage } from './outgoing-message.js';
  */
 const MAX_STATEMENTS_IN_FLIGHT = 2;
 
-/** A shared statement stops taking emits past this many, or past this many payload bytes. */
+/** A shared statement stops taking emits past this many, or past this many payload characters. */
 const MAX_EVENTS_PER_STATEMENT = 200;
-const MAX_BYTES_PER_STATEMENT = 1024 * 1024;
+const MAX_PAYLOAD_CHARS_PER_STATEMENT = 1024 * 1024;
 
 interface PendingEmit {
   readonly message: OutgoingMessage;
@@ -68,12 +68,12 @@ export class EventWriter {
 
   private takeBatch(): PendingEmit[] {
     const batch: PendingEmit[] = [];
-    let bytes = 0;
+    let chars = 0;
     while (this.queue.length > 0 && batch.length < MAX_EVENTS_PER_STATEMENT) {
       const size = this.queue[0].message.payload.length;
-      if (batch.length > 0 && bytes + size > MAX_BYTES_PER_STATEMENT) break;
+      if (batch.length > 0 && chars + size > MAX_PAYLOAD_CHARS_PER_STATEMENT) break;
       batch.push(this.queue.shift()!);
-      bytes += size;
+      chars += size;
     }
     return batch;
   }
@@ -113,7 +113,9 @@ export class EventWriter {
         ]),
       ));
     } catch {
-      // Whatever failed, each emit now gets its own statement and its own error.
+      // Whatever failed, each emit now gets its own statement and its own error. Should the
+      // shared statement have committed before its connection broke, the retries find their
+      // keys taken and insert nothing: nothing is written twice.
       await Promise.all(batch.map((emit) => this.writeOne(emit)));
       return;
     } finally {
