@@ -47,7 +47,11 @@ export class DeadLetterAdmin implements BeforeApplicationShutdown {
     this.options = resolveDeadLetterAdminOptions(options);
     const { connection } = transport;
     this.queries = deadLetterQueries(connection.schema);
-    this.notifier = new WakeupNotifier(connection.pool, connection.channel);
+    this.notifier = new WakeupNotifier(
+      connection.pool,
+      connection.channel,
+      connection.preparedStatements,
+    );
   }
 
   /** A page of dead letters, newest first, optionally of one group and/or pattern. */

@@ -64,7 +64,11 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     const { connection } = this.options;
     this.queries = messageQueries(connection.schema);
     this.statements = messageStatements(this.queries, connection.preparedStatements);
-    this.notifier = new WakeupNotifier(connection.pool, connection.channel);
+    this.notifier = new WakeupNotifier(
+      connection.pool,
+      connection.channel,
+      connection.preparedStatements,
+    );
     this.writer = new EventWriter(
       connection.pool,
       this.statements,

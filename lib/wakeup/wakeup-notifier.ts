@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
+import { statement, type Statement } from '../sql/statement.js';
 
 /** A hint that `recipient` has a new row for `pattern`. Hints carry no message body. */
 export interface WakeupHint {
@@ -9,6 +10,12 @@ export interface WakeupHint {
 
 /** NOTIFY payloads must stay under 8000 bytes; leave room for the framing. */
 const MAX_PAYLOAD_BYTES = 7_000;
+
+/** Sends each payload on the channel, in a transaction whose commit does not wait for the flush. */
+const NOTIFY_HINTS = `
+  SELECT pg_notify($1, payload)
+  FROM unnest($2::text[]) AS payload,
+       (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
 
 /**
  * A write that starts at least this long after the previous one, with none in flight, may carry
@@ -31,10 +38,16 @@ export class WakeupNotifier {
   private writesInFlight = 0;
   private lastWriteStart = -Infinity;
 
+  /** The NOTIFY of a flush, prepared unless the connection options turn that off. */
+  private readonly notify: Statement;
+
   constructor(
     private readonly pool: () => pg.Pool,
     private readonly channel: string,
-  ) {}
+    prepared = true,
+  ) {
+    this.notify = statement(NOTIFY_HINTS, prepared);
+  }
 
   /** Queues hints for the next NOTIFY. Never throws and never waits. */
   wake(hints: Iterable<WakeupHint>): void {
@@ -106,11 +119,7 @@ export class WakeupNotifier {
 
   private async send(payloads: string[]): Promise<void> {
     try {
-      await this.pool().query(
-        `SELECT pg_notify($1, payload)
-         FROM unnest($2::text[]) AS payload, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`,
-        [this.channel, payloads],
-      );
+      await this.pool().query(this.notify([this.channel, payloads]));
     } catch (error) {
       // The rows are committed; consumers find them on their next sweep.
       this.logger.warn(`Could not send a wake-up: ${(error as Error).message}`);
