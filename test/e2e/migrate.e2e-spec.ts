@@ -31,6 +31,21 @@ describe('migrate()', () => {
     expect(versions.map((v) => v.version)).toEqual(Array.from({ length: latest }, (_, i) => i + 1));
   });
 
+  it('sets the messages table to be vacuumed and analyzed early', async () => {
+    await migrate(db.url, { schema: 'vacuumed' });
+    const [table] = await query(
+      db.url,
+      "SELECT reloptions FROM pg_class WHERE oid = 'vacuumed.messages'::regclass",
+    );
+    expect(table.reloptions).toEqual(
+      expect.arrayContaining([
+        'autovacuum_vacuum_scale_factor=0.01',
+        'autovacuum_vacuum_insert_scale_factor=0.01',
+        'autovacuum_analyze_scale_factor=0.02',
+      ]),
+    );
+  });
+
   it('quotes a hostile schema name', async () => {
     const schema = 'we"ird; DROP TABLE x; --';
     await migrate(db.url, { schema });
