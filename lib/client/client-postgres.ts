@@ -105,7 +105,6 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     await this.inbox.close();
     // Emits already made are written (and their wake-ups sent) before the pool closes.
     while (this.emitsInFlight.size > 0) await Promise.all(this.emitsInFlight);
-    await this.writer.drain();
     await this.notifier.drain();
     await this.lease?.release();
     this.lease = undefined;

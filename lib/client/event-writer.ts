@@ -9,6 +9,13 @@ import type { OutgoingMessage } from './outgoing-message.js';
  */
 const MAX_STATEMENTS_IN_FLIGHT = 2;
 
+/**
+ * An emit that starts at least this long after the previous one, with no statement in flight,
+ * carries its own NOTIFY. That bounds the commits holding the notify lock to 100 per second per
+ * client.
+ */
+const LONE_EMIT_GAP_MS = 10;
+
 /** A shared statement stops taking emits past this many, or past this many payload characters. */
 const MAX_EVENTS_PER_STATEMENT = 200;
 const MAX_PAYLOAD_CHARS_PER_STATEMENT = 1024 * 1024;
@@ -29,7 +36,7 @@ interface PendingEmit {
 export class EventWriter {
   private readonly queue: PendingEmit[] = [];
   private inFlight = 0;
-  private idle: Array<() => void> = [];
+  private lastStatementStart = -Infinity;
 
   constructor(
     private readonly pool: () => pg.Pool,
@@ -46,20 +53,20 @@ export class EventWriter {
     });
   }
 
-  /** Resolves once every emit made so far has been written or has failed. */
-  drain(): Promise<void> {
-    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
-  }
-
   private sendNext(): void {
     const batch = this.takeBatch();
-    if (batch.length === 0) {
-      if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
-      return;
-    }
+    if (batch.length === 0) return;
+    // Alone (nothing in flight, no hint waiting, none started in the last LONE_EMIT_GAP_MS),
+    // nobody contends for the notify lock: the statement carries its own NOTIFY, and the
+    // wake-up arrives with the commit instead of one round trip later.
+    const now = performance.now();
+    const alone =
+      this.inFlight === 0 &&
+      this.notifier.idle &&
+      now - this.lastStatementStart >= LONE_EMIT_GAP_MS;
+    this.lastStatementStart = now;
     this.inFlight++;
-    const sent = batch.length === 1 ? this.writeOne(batch[0]) : this.writeMany(batch);
+    const sent = batch.length === 1 ? this.writeOne(batch[0], alone) : this.writeMany(batch);
     void sent.finally(() => {
       this.inFlight--;
       this.sendNext();
@@ -78,11 +85,10 @@ export class EventWriter {
     return batch;
   }
 
-  private async writeOne(emit: PendingEmit): Promise<void> {
+  /** Writes one emit; `notifyWithin` makes its statement send the NOTIFY itself. */
+  private async writeOne(emit: PendingEmit, notifyWithin: boolean): Promise<void> {
     const { pattern, idempotencyKey, payload } = emit.message;
     const values = [pattern, idempotencyKey, payload];
-    // A lone emit notifies in its own statement; concurrent ones after their commits.
-    const notifyWithin = this.notifier.beginWrite();
     try {
       const { rows } = await this.pool().query<{ recipient: string }>(
         notifyWithin
@@ -96,14 +102,11 @@ export class EventWriter {
       emit.resolve(recipients);
     } catch (error) {
       emit.reject(error);
-    } finally {
-      this.notifier.endWrite();
     }
   }
 
   private async writeMany(batch: PendingEmit[]): Promise<void> {
     let rows: Array<{ recipient: string; pattern: string; idempotency_key: string }>;
-    this.notifier.beginWrite();
     try {
       ({ rows } = await this.pool().query(
         this.statements.insertEvents([
@@ -116,10 +119,8 @@ export class EventWriter {
       // Whatever failed, each emit now gets its own statement and its own error. Should the
       // shared statement have committed before its connection broke, the retries find their
       // keys taken and insert nothing: nothing is written twice.
-      await Promise.all(batch.map((emit) => this.writeOne(emit)));
+      await Promise.all(batch.map((emit) => this.writeOne(emit, false)));
       return;
-    } finally {
-      this.notifier.endWrite();
     }
     this.notifier.wake(rows.map(({ recipient, pattern }) => ({ recipient, pattern })));
     // Rows are told apart by pattern and key. Two emits of one batch with the same pattern and

@@ -141,15 +141,10 @@ export class BatchProcessor {
         const started = performance.now();
         let handled: Handled;
         if (isolated) {
-          const result = await this.processIsolated(
-            client,
-            transaction,
-            message,
-            known?.id === message.id ? known.result : undefined,
-          );
-          const durationMs =
-            known?.id === message.id ? known.durationMs : performance.now() - started;
-          handled = { result, durationMs };
+          // The message an earlier run already decided keeps that outcome and its duration.
+          const decided = known?.id === message.id ? known : undefined;
+          const result = await this.processIsolated(client, transaction, message, decided?.result);
+          handled = { result, durationMs: decided?.durationMs ?? performance.now() - started };
         } else {
           const result = await this.processOptimistic(client, transaction, message, begun);
           handled = { result, durationMs: performance.now() - started };

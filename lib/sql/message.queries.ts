@@ -119,9 +119,7 @@ export function messageQueries(schema: string) {
      * Claim, committed on its own before the handler runs: counts the attempt (so a crash is
      * counted too) and leases the rows. Only columns outside every index change, so the row is
      * updated in place. The commit need not wait for the WAL flush: losing an attempt count in
-     * a server crash is harmless, and the consume that follows is flushed as usual. Its
-     * parameters keep PostgreSQL planning it per call (a custom plan): a plan cached while the
-     * table was small would keep scanning it sequentially once it has grown.
+     * a server crash is harmless, and the consume that follows is flushed as usual.
      * $1 recipient, $2 batch size, $3 lease in milliseconds.
      */
     claim: claimWhere(''),

@@ -18,12 +18,6 @@ const NOTIFY_HINTS = `
        (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
 
 /**
- * A write that starts at least this long after the previous one, with none in flight, may carry
- * its own NOTIFY. That bounds the commits holding the notify lock to 100 per second per writer.
- */
-const QUIET_GAP_MS = 10;
-
-/**
  * The one seam through which wake-ups leave the process. Writers hand it hints after their
  * transaction commits; it coalesces all hints gathered while a NOTIFY is in flight into the next
  * one. A NOTIFY inside a writer's transaction would take PostgreSQL's global notify lock at that
@@ -35,8 +29,6 @@ export class WakeupNotifier {
   private readonly logger = new Logger('PostgresWakeup');
   private pending = new Map<string, Set<string>>();
   private flushing: Promise<void> | undefined;
-  private writesInFlight = 0;
-  private lastWriteStart = -Infinity;
 
   /** The NOTIFY of a flush, prepared unless the connection options turn that off. */
   private readonly notify: Statement;
@@ -59,26 +51,9 @@ export class WakeupNotifier {
     if (this.pending.size > 0) this.flushing ??= this.flush();
   }
 
-  /**
-   * Called as a write that commits on its own (an emit outside any transaction) starts; pair it
-   * with `endWrite`. Returns whether that write should carry its own NOTIFY: when it is alone
-   * (no other write in flight or hint waiting, none started in the last QUIET_GAP_MS), nobody
-   * contends for the notify lock, and its wake-up arrives with its commit instead of one round
-   * trip later. Writes that overlap get false and are coalesced after commit as usual.
-   */
-  beginWrite(): boolean {
-    const now = performance.now();
-    const alone =
-      this.writesInFlight === 0 &&
-      this.flushing === undefined &&
-      now - this.lastWriteStart >= QUIET_GAP_MS;
-    this.writesInFlight++;
-    this.lastWriteStart = now;
-    return alone;
-  }
-
-  endWrite(): void {
-    this.writesInFlight--;
+  /** Whether no hint is waiting for, or travelling in, a NOTIFY of this notifier. */
+  get idle(): boolean {
+    return this.flushing === undefined;
   }
 
   /**
