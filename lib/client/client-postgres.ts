@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { lastValueFrom, Subscription, throwError, type Observable } from 'rxjs';
+import { from, Subscription, throwError, type Observable } from 'rxjs';
 import { PostgresStatus, type PostgresClientEvents } from '../events/postgres.events.js';
 import { acquireListener, type ListenerLease } from '../listener/index.js';
 import { ensureMigrated } from '../migrate/ensure-migrated.js';
@@ -117,18 +117,24 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
   }
 
   /**
-   * Nest's emit, tracked so that close() waits for it. An emit made while the client closes
-   * fails at once: its pool is about to end, and a query queued on an ending pool never runs.
+   * Nest's emit, without its Observable plumbing: the write starts at once (the Observable is
+   * hot, as Nest's is) and every subscriber, early or late, gets its result. Tracked so that
+   * close() waits for it. An emit made while the client closes fails at once: its pool is about
+   * to end, and a query queued on an ending pool never runs.
    */
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    // Nest's own checks and error for a missing pattern or payload.
+    if (pattern == null || data == null) return super.emit<TResult, TInput>(pattern, data);
     if (this.closing) {
       return throwError(() => new ClientClosingError(pattern));
     }
-    const source = super.emit<TResult, TInput>(pattern, data);
-    const settled = lastValueFrom(source, { defaultValue: undefined }).catch(() => undefined);
+    const packet = this.createPacket(pattern, data);
+    const write = this.connect().then(() => this.dispatchEvent<TResult>(packet));
+    // Also marks the promise handled: an emit nobody subscribes to must not crash the process.
+    const settled = write.then(ignore, ignore);
     this.emitsInFlight.add(settled);
     void settled.then(() => this.emitsInFlight.delete(settled));
-    return source;
+    return from(write);
   }
 
   /** The pg.Pool this client writes through. */
@@ -272,3 +278,5 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     );
   }
 }
+
+function ignore(): void {}

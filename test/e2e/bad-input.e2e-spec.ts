@@ -168,4 +168,37 @@ describe('bad input gets a clear error and loses nothing', () => {
     });
     await sleep(10);
   });
+
+  it('gives a late subscriber the result of an emit that already finished', async () => {
+    const emitted = client.emit('blob', { data: 'later' });
+    await waitFor(() => received.find((r) => r.pattern === 'blob' && r.size === 5), {
+      message: 'the emit subscribed to late',
+    });
+    await expect(lastValueFrom(emitted)).resolves.toEqual({ recipients: ['inbox'] });
+  });
+
+  it('raises no unhandled rejection for a failed emit nobody subscribes to', async () => {
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    try {
+      client.emit('', { n: 1 });
+      client.emit('blob', { n: 10n });
+      await sleep(50);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
+    expect(unhandled).toEqual([]);
+  });
+
+  it("refuses a missing pattern or payload with Nest's error, writing nothing", async () => {
+    const before = await messageCount(db.url);
+    await expect(lastValueFrom(client.emit(undefined, { n: 1 }))).rejects.toThrow(
+      'The invalid data or message pattern (undefined/null)',
+    );
+    await expect(lastValueFrom(client.emit('blob', null))).rejects.toThrow(
+      'The invalid data or message pattern (undefined/null)',
+    );
+    expect(await messageCount(db.url)).toBe(before);
+  });
 });
