@@ -46,6 +46,8 @@ export class ReplyInbox {
     const subscription = new Subscription();
     subscription.add(
       listener.notifications(channel).subscribe((payload) => {
+        // Every hint on the channel arrives here; only a pending request makes one worth reading.
+        if (this.pending.size === 0) return;
         if (decodeHints(payload).some((hint) => hint.recipient === this.deps.address)) this.drain();
       }),
     );
