@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { BEGIN_BATCH, MESSAGE_SAVEPOINT, type MessageStatements } from '../sql/message.queries.js';
 import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
+import { tracksReadyForQuery, whenAnswered } from './answered.js';
 import type { ClaimedMessage, HandleResult } from './claimed-message.js';
 import {
   SettlementPolicy,
@@ -109,9 +110,12 @@ export class BatchProcessor {
 
   /** Whether this batch isolates each message in a savepoint from its start. */
   private startIsolated(client: pg.PoolClient, batch: readonly ClaimedMessage[]): boolean {
-    // Without the transaction status (pg before 8.21), a handler that swallowed a failed
-    // statement would only show at a later message, so the failure could not be placed.
-    if (typeof client.getTransactionStatus !== 'function') return true;
+    // Without the transaction status (pg before 8.21), or without knowing when it is current,
+    // a handler that swallowed a failed statement would only show at a later message, so the
+    // failure could not be placed.
+    if (typeof client.getTransactionStatus !== 'function' || !tracksReadyForQuery(client)) {
+      return true;
+    }
     if (this.isolatedBatches > 0) {
       this.isolatedBatches--;
       return true;
@@ -205,9 +209,10 @@ export class BatchProcessor {
     } catch (error) {
       return abortedBy((error as Error).message);
     }
-    // Every statement of this message has answered; 'E' means one failed and the handler
+    // Once every statement of this message has answered, 'E' means one failed and the handler
     // carried on regardless.
     await begun;
+    await whenAnswered(client);
     const status = client.getTransactionStatus();
     if (status === 'E') return abortedBy('a statement failed and the handler went on');
     if (status !== 'T') {

@@ -11,6 +11,7 @@ import {
   PostgresTransactionHost,
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { query, startClient, startServer } from '../helpers/transport.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -85,9 +86,9 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     }
   }
 
-  async function consume(group: string): Promise<void> {
+  async function consume(group: string, url = db.url): Promise<void> {
     const { app } = await startServer(
-      db.url,
+      url,
       [BatchController],
       { group, retryDelayMs: 20, maxRetryDelayMs: 20, leaseMs: 300 },
       [],
@@ -158,6 +159,31 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     expect(swallowed.last_error).toBe(
       'transaction aborted: a statement failed and the handler went on',
     );
+  });
+
+  it('places a swallowed failure on its handler when the status arrives after the error', async () => {
+    // The server's ReadyForQuery, which carries the aborted status, reaches the consumer 50 ms
+    // after the error that the handler already caught and moved past.
+    const proxy = await TcpProxy.start({
+      target: { port: Number(new URL(db.url).port) },
+      holdAfterErrorMs: 50,
+    });
+    try {
+      const keys = ['f-1', 'swallow-f', 'f-3'];
+      await backlogFor('late-status', keys);
+      await consume('late-status', proxy.urlFor(db.url));
+      await waitFor(async () => (await pending('late-status')) === 0, {
+        message: 'the batch and the retry to be consumed',
+      });
+
+      expect(runsOf('f-1')).toEqual([1, 1]);
+      expect(runsOf('swallow-f')).toEqual([1, 2]);
+      expect(runsOf('f-3')).toEqual([1]);
+      expect(await ledgerKeys(keys)).toEqual([...keys].sort());
+    } finally {
+      for (const app of apps.splice(0)) await app.close();
+      await proxy.close();
+    }
   });
 
   it('isolates each message from the start in the batches after a failure', async () => {

@@ -8,6 +8,12 @@ export interface TcpProxyOptions {
    * effectively does. Assumes no SSL, so the server's first bytes are already typed messages.
    */
   dropNotifications?: boolean;
+  /**
+   * After each ErrorResponse ('E') the server sends, hold the rest of its stream (the
+   * ReadyForQuery first) for this many ms, so that the client reads them apart, as it can on a
+   * busy machine. Same assumption about SSL.
+   */
+  holdAfterErrorMs?: number;
 }
 
 interface Pair {
@@ -117,10 +123,14 @@ export class TcpProxy {
     const toClient = this.options.dropNotifications
       ? this.notificationFilter()
       : (chunk: Buffer) => chunk;
+    const send =
+      this.options.holdAfterErrorMs !== undefined
+        ? this.errorPacer(client, this.options.holdAfterErrorMs)
+        : (chunk: Buffer) => client.write(chunk);
     client.on('data', (chunk: Buffer) => upstream.write(chunk));
     upstream.on('data', (chunk: Buffer) => {
       const forwarded = toClient(chunk);
-      if (forwarded.length > 0) client.write(forwarded);
+      if (forwarded.length > 0) send(forwarded);
     });
     for (const socket of [client, upstream]) {
       socket.on('error', () => this.teardown(pair, false));
@@ -141,26 +151,58 @@ export class TcpProxy {
     }
   }
 
-  /**
-   * Splits the server's stream into backend messages (type byte + int32 length that counts
-   * itself) and drops the NotificationResponse ones, keeping any partial message for later.
-   */
+  /** Drops the NotificationResponse messages of the server's stream. */
   private notificationFilter(): (chunk: Buffer) => Buffer {
-    let pending: Buffer = Buffer.alloc(0);
+    const split = messageSplitter();
     return (chunk) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      const kept: Buffer[] = [];
-      let offset = 0;
-      while (pending.length - offset >= 5) {
-        const size = 1 + pending.readInt32BE(offset + 1);
-        if (pending.length - offset < size) break;
-        const message = pending.subarray(offset, offset + size);
-        if (message[0] === 0x41) this.droppedNotifications += 1;
-        else kept.push(message);
-        offset += size;
-      }
-      pending = pending.subarray(offset);
+      const kept = split(chunk).filter((message) => {
+        if (message[0] !== 0x41) return true;
+        this.droppedNotifications += 1;
+        return false;
+      });
       return Buffer.concat(kept);
     };
   }
+
+  /** Writes the server's stream to `client`, pausing it for `holdMs` after every ErrorResponse. */
+  private errorPacer(client: net.Socket, holdMs: number): (chunk: Buffer) => void {
+    const split = messageSplitter();
+    const held: Buffer[] = [];
+    let holding = false;
+    const write = (message: Buffer) => {
+      if (holding) {
+        held.push(message);
+        return;
+      }
+      client.write(message);
+      if (message[0] !== 0x45) return;
+      holding = true;
+      setTimeout(() => {
+        holding = false;
+        for (const next of held.splice(0)) write(next);
+      }, holdMs);
+    };
+    return (chunk) => split(chunk).forEach(write);
+  }
+}
+
+/**
+ * Splits a server's stream into backend messages (type byte + int32 length that counts itself),
+ * keeping any partial message for the next chunk.
+ */
+function messageSplitter(): (chunk: Buffer) => Buffer[] {
+  let pending: Buffer = Buffer.alloc(0);
+  return (chunk) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    const messages: Buffer[] = [];
+    let offset = 0;
+    while (pending.length - offset >= 5) {
+      const size = 1 + pending.readInt32BE(offset + 1);
+      if (pending.length - offset < size) break;
+      messages.push(pending.subarray(offset, offset + size));
+      offset += size;
+    }
+    pending = pending.subarray(offset);
+    return messages;
+  };
 }
