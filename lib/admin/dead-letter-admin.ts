@@ -47,11 +47,7 @@ export class DeadLetterAdmin implements BeforeApplicationShutdown {
     this.options = resolveDeadLetterAdminOptions(options);
     const { connection } = transport;
     this.queries = deadLetterQueries(connection.schema);
-    this.notifier = new WakeupNotifier(
-      connection.pool,
-      connection.channel,
-      connection.preparedStatements,
-    );
+    this.notifier = new WakeupNotifier(connection);
   }
 
   /** A page of dead letters, newest first, optionally of one group and/or pattern. */

@@ -64,17 +64,8 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     const { connection } = this.options;
     this.queries = messageQueries(connection.schema);
     this.statements = messageStatements(this.queries, connection.preparedStatements);
-    this.notifier = new WakeupNotifier(
-      connection.pool,
-      connection.channel,
-      connection.preparedStatements,
-    );
-    this.writer = new EventWriter(
-      connection.pool,
-      this.statements,
-      this.notifier,
-      connection.channel,
-    );
+    this.notifier = new WakeupNotifier(connection);
+    this.writer = new EventWriter(connection.pool, this.statements, this.notifier);
     this.inbox = new ReplyInbox({
       address: `reply:${randomUUID()}`,
       pool: connection.pool,

@@ -42,7 +42,6 @@ export class EventWriter {
     private readonly pool: () => pg.Pool,
     private readonly statements: MessageStatements,
     private readonly notifier: WakeupNotifier,
-    private readonly channel: string,
   ) {}
 
   /** Inserts the event for every subscribed group; resolves with the groups that got a row. */
@@ -92,7 +91,7 @@ export class EventWriter {
     try {
       const { rows } = await this.pool().query<{ recipient: string }>(
         notifyWithin
-          ? this.statements.insertEventAndNotify([...values, this.channel])
+          ? this.statements.insertEventAndNotify([...values, this.notifier.channel])
           : this.statements.insertEvent(values),
       );
       const recipients = rows.map(({ recipient }) => recipient);

@@ -78,11 +78,7 @@ export class ServerPostgres
     const { connection } = this.options;
     this.queries = messageQueries(connection.schema);
     this.statements = messageStatements(this.queries, connection.preparedStatements);
-    this.notifier = new WakeupNotifier(
-      connection.pool,
-      connection.channel,
-      connection.preparedStatements,
-    );
+    this.notifier = new WakeupNotifier(connection);
     this.initializeSerializer(options);
     this.initializeDeserializer(options);
     const dispatcher = new MessageDispatcher({

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
+import type { ResolvedConnection } from '../options/resolve-connection.js';
 import { statement, type Statement } from '../sql/statement.js';
 
 /** A hint that `recipient` has a new row for `pattern`. Hints carry no message body. */
@@ -33,21 +34,19 @@ export class WakeupNotifier {
   /** The NOTIFY of a flush, prepared unless the connection options turn that off. */
   private readonly notify: Statement;
 
-  constructor(
-    private readonly pool: () => pg.Pool,
-    private readonly channel: string,
-    prepared = true,
-  ) {
-    this.notify = statement(NOTIFY_HINTS, prepared);
+  private readonly pool: () => pg.Pool;
+  /** The channel the hints go out on. */
+  readonly channel: string;
+
+  constructor(connection: Pick<ResolvedConnection, 'pool' | 'channel' | 'preparedStatements'>) {
+    this.pool = connection.pool;
+    this.channel = connection.channel;
+    this.notify = statement(NOTIFY_HINTS, connection.preparedStatements);
   }
 
   /** Queues hints for the next NOTIFY. Never throws and never waits. */
   wake(hints: Iterable<WakeupHint>): void {
-    for (const { recipient, pattern } of hints) {
-      let patterns = this.pending.get(recipient);
-      if (!patterns) this.pending.set(recipient, (patterns = new Set()));
-      patterns.add(pattern);
-    }
+    addHints(this.pending, hints);
     if (this.pending.size > 0) this.flushing ??= this.flush();
   }
 
@@ -62,10 +61,7 @@ export class WakeupNotifier {
    * it costs that commit the global notify lock.
    */
   async wakeWithin(client: pg.ClientBase, hints: Iterable<WakeupHint>): Promise<void> {
-    const pending = new Map<string, Set<string>>();
-    for (const { recipient, pattern } of hints) {
-      pending.set(recipient, (pending.get(recipient) ?? new Set()).add(pattern));
-    }
+    const pending = addHints(new Map(), hints);
     if (pending.size === 0) return;
     await client.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload', [
       this.channel,
@@ -100,6 +96,19 @@ export class WakeupNotifier {
       this.logger.warn(`Could not send a wake-up: ${(error as Error).message}`);
     }
   }
+}
+
+/** Adds hints to `into`, a set of patterns per recipient, and returns it. */
+function addHints(
+  into: Map<string, Set<string>>,
+  hints: Iterable<WakeupHint>,
+): Map<string, Set<string>> {
+  for (const { recipient, pattern } of hints) {
+    let patterns = into.get(recipient);
+    if (!patterns) into.set(recipient, (patterns = new Set()));
+    patterns.add(pattern);
+  }
+  return into;
 }
 
 /** Encodes hints as JSON arrays of [recipient, pattern] pairs, each payload under the limit. */
