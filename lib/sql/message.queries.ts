@@ -30,6 +30,16 @@ export function messageQueries(schema: string) {
               (m.expires_at IS NOT NULL AND m.expires_at < now()) AS expired,
               (extract(epoch FROM clock_timestamp() - m.created_at) * 1000)::float8 AS queued_ms,
               (extract(epoch FROM m.run_at) * 1000000)::bigint::text AS run_at_us`;
+  /**
+   * One row per subscribed group; a repeated key inserts nothing. Returns the groups that got a
+   * new row. $1 pattern, $2 idempotency key, $3 payload.
+   */
+  const insertEvent = `
+    INSERT INTO ${schema}.messages (recipient, pattern, kind, idempotency_key, payload)
+    SELECT group_name, $1, 'event', $2, $3 FROM ${schema}.subscriptions
+    WHERE pattern = $1 AND kind = 'event'
+    ON CONFLICT (recipient, idempotency_key) DO NOTHING
+    RETURNING recipient`;
   return {
     /** Records that `group` consumes these patterns, or refreshes `seen_at` if it already did. */
     upsertSubscriptions: `
@@ -37,16 +47,7 @@ export function messageQueries(schema: string) {
     SELECT pattern, kind, $1 FROM unnest($2::text[], $3::text[]) AS s(pattern, kind)
     ON CONFLICT (pattern, kind, group_name) DO UPDATE SET seen_at = now()`,
 
-    /**
-     * One row per subscribed group; a repeated key inserts nothing. Returns the groups that got a
-     * new row. $1 pattern, $2 idempotency key, $3 payload.
-     */
-    insertEvent: `
-    INSERT INTO ${schema}.messages (recipient, pattern, kind, idempotency_key, payload)
-    SELECT group_name, $1, 'event', $2, $3 FROM ${schema}.subscriptions
-    WHERE pattern = $1 AND kind = 'event'
-    ON CONFLICT (recipient, idempotency_key) DO NOTHING
-    RETURNING recipient`,
+    insertEvent,
 
     /**
      * Several events in one statement, each to every group subscribed to its pattern; a repeated
@@ -76,13 +77,7 @@ export function messageQueries(schema: string) {
      * $1 pattern, $2 idempotency key, $3 payload, $4 wake-up channel.
      */
     insertEventAndNotify: `
-    WITH inserted AS (
-      INSERT INTO ${schema}.messages (recipient, pattern, kind, idempotency_key, payload)
-      SELECT group_name, $1, 'event', $2, $3 FROM ${schema}.subscriptions
-      WHERE pattern = $1 AND kind = 'event'
-      ON CONFLICT (recipient, idempotency_key) DO NOTHING
-      RETURNING recipient
-    )
+    WITH inserted AS (${insertEvent})
     SELECT recipient, pg_notify($4, json_build_array(json_build_array(recipient, $1::text))::text)
     FROM inserted`,
 
