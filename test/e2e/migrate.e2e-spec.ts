@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { migrate, MigrationError } from '../../lib/index.js';
 import { loadMigrations } from '../../lib/migrate/migrations.js';
+import { messageQueries } from '../../lib/sql/message.queries.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { query } from '../helpers/transport.js';
 
@@ -44,6 +46,36 @@ describe('migrate()', () => {
         'autovacuum_analyze_scale_factor=0.02',
       ]),
     );
+  });
+
+  it('leaves room for a claim to update every row of a bulk-inserted backlog in place', async () => {
+    await migrate(db.url, { schema: 'roomy' });
+    const { claim } = messageQueries('"roomy"');
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await client.query(
+        `INSERT INTO roomy.messages (recipient, pattern, kind, idempotency_key, payload)
+         SELECT 'g', 'order.paid', 'event', 'key-' || n, json_build_object('n', n)
+         FROM generate_series(1, 1000) AS n`,
+      );
+      await client.query('BEGIN');
+      const claimed = await client.query(claim, ['g', 50, 30_000]);
+      // This transaction's own counts: a HOT update keeps the row on its page and adds no index
+      // entry, which needs room on the page for a second version of every row.
+      const [counts] = (
+        await client.query(
+          `SELECT pg_stat_get_xact_tuples_updated(oid)::int AS updated,
+                  pg_stat_get_xact_tuples_hot_updated(oid)::int AS in_place
+           FROM pg_class WHERE oid = 'roomy.messages'::regclass`,
+        )
+      ).rows;
+      await client.query('ROLLBACK');
+      expect(claimed.rowCount).toBe(50);
+      expect(counts).toEqual({ updated: 50, in_place: 50 });
+    } finally {
+      await client.end();
+    }
   });
 
   it('quotes a hostile schema name', async () => {
