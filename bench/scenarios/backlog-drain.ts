@@ -17,6 +17,7 @@ import {
 } from '../support/report.js';
 import { CpuMeter, type CpuUsage } from '../support/resources.js';
 import { nowMs, summarizeRuns, type RunSummary } from '../support/stats.js';
+import { statementFloorContender } from '../support/statement-floor.js';
 import { countBusinessRows, createBusinessTable } from '../support/workload.js';
 import { cpuBusy, cpuPerMessage, otherLoad } from './end-to-end.js';
 
@@ -72,7 +73,13 @@ export const backlogDrainScenario: Scenario<DrainData> = {
 
   async run(context: BenchContext): Promise<ScenarioResult<DrainData>> {
     const { rows } = SIZES[context.scale];
-    const contenders = [TRANSPORT, TRANSPORT_TUNED, PG_BOSS_POLLING, GRAPHILE_WORKER];
+    const contenders = [
+      TRANSPORT,
+      TRANSPORT_TUNED,
+      statementFloorContender,
+      PG_BOSS_POLLING,
+      GRAPHILE_WORKER,
+    ];
     const runs = new Map<Contender, DrainRun[]>(contenders.map((c) => [c, []]));
     for (let run = 0; run < context.runs; run++) {
       for (const contender of rotate(contenders, run)) {
@@ -92,8 +99,10 @@ export const backlogDrainScenario: Scenario<DrainData> = {
         rate: summarizeRuns(runs.get(c)!.map((r) => r.perSecond)),
       })),
     };
-    const [ours, tuned, , graphile] = data.contenders;
+    const [ours, tuned, floor, , graphile] = data.contenders;
     const ratio = ours.rate.median / graphile.rate.median;
+    const perRun = (of: typeof ours, to: typeof ours) =>
+      of.runs.map((run, i) => formatRatio(run.perSecond / to.runs[i].perSecond)).join(', ');
     return {
       scenario: this.name,
       title: this.title,
@@ -141,7 +150,13 @@ export const backlogDrainScenario: Scenario<DrainData> = {
           met: ratio >= 1.5,
         },
       ],
-      notes: [],
+      notes: [
+        `Ours against the statement floor, the same statements without the library: ` +
+          `${formatRatio(ours.rate.median / floor.rate.median)} in the medians (per run ` +
+          `${perRun(ours, floor)}); the floor against graphile-worker: ` +
+          `${formatRatio(floor.rate.median / graphile.rate.median)} (per run ` +
+          `${perRun(floor, graphile)}).`,
+      ],
       data,
     };
   },

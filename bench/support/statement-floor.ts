@@ -1,7 +1,9 @@
+import { migrate } from '../../lib/index.js';
 import { messageQueries } from '../../lib/sql/message.queries.js';
+import type { Contender } from './contender.js';
 import { benchPool } from './database.js';
-import { BENCH_GROUP } from './transport-contender.js';
-import { INSERT_BUSINESS_ROW } from './workload.js';
+import { BENCH_GROUP, insertTransportBacklog, TRANSPORT_DEFAULTS } from './transport-contender.js';
+import { INSERT_BUSINESS_ROW, type BenchPayload } from './workload.js';
 
 /**
  * How a raw consumer sends the library's own statements (claim, settle, commit) around the
@@ -18,20 +20,22 @@ const SP = 'pg_transport_message';
 
 /**
  * Drains the bench group's pending messages with `workers` loops of plain pg calls, no Nest and
- * no library code: what the statement sequence alone allows on this machine.
+ * no library code: what the statement sequence alone allows on this machine. `onHandled` is told
+ * of each message once its batch has committed.
  */
 export async function drainWithStatements(
   url: string,
   workers: number,
   batchSize: number,
   mode: SavepointMode,
+  onHandled?: (payload: BenchPayload) => void,
 ): Promise<number> {
   const queries = messageQueries('"nestjs_transport"');
   const pool = benchPool(url, workers * 2);
   let handled = 0;
   const worker = async () => {
     for (;;) {
-      const { rows } = await pool.query<{ id: string; payload: { data: { n: number } } }>(
+      const { rows } = await pool.query<{ id: string; payload: { data: BenchPayload } }>(
         queries.claim,
         [BENCH_GROUP, batchSize, 30_000],
       );
@@ -60,6 +64,7 @@ export async function drainWithStatements(
         ]);
         await client.query('COMMIT');
         handled += rows.length;
+        if (onHandled) for (const row of rows) onHandled(row.payload.data);
       } finally {
         client.release();
       }
@@ -72,3 +77,38 @@ export async function drainWithStatements(
   }
   return handled;
 }
+
+/**
+ * The drain's floor as a contender: the library's own statements at its default concurrency and
+ * batch size (no savepoints, as the library runs while no handler fails), sent by plain pg loops
+ * on the library's schema. Measured in the same run as the others, it shows how much of the
+ * drain's cost is the statements and how much the library's code around them.
+ */
+export const statementFloorContender: Contender = {
+  name: 'statement-floor',
+  label: "floor: the library's statements from bare pg",
+  settings:
+    `${TRANSPORT_DEFAULTS.concurrency} loops of plain \`pg\` calls, batches of ` +
+    `${TRANSPORT_DEFAULTS.batchSize}: the library's claim, the handler's INSERT per message, ` +
+    "the library's settle and `COMMIT`; no savepoints, no Nest, no library code",
+  guarantee: 'business row written in the consume transaction (exactly once)',
+
+  async prepare(url) {
+    await migrate(url);
+  },
+
+  async startConsumer(url, hooks) {
+    const { concurrency, batchSize } = TRANSPORT_DEFAULTS;
+    // The loops end when a claim finds nothing: the backlog is in place before they start.
+    const drained = drainWithStatements(url, concurrency, batchSize, 'none', (payload) =>
+      hooks.handled?.(payload),
+    );
+    return { stop: () => drained.then(() => undefined) };
+  },
+
+  async startProducer() {
+    throw new Error('The statement floor only drains a backlog');
+  },
+
+  insertBacklog: (url, count) => insertTransportBacklog(url, count),
+};
