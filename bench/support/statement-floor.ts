@@ -99,11 +99,20 @@ export const statementFloorContender: Contender = {
 
   async startConsumer(url, hooks) {
     const { concurrency, batchSize } = TRANSPORT_DEFAULTS;
-    // The loops end when a claim finds nothing: the backlog is in place before they start.
+    // The loops end when a claim finds nothing: the backlog is in place before they start. A
+    // failure is kept for stop(), so it surfaces in the run instead of as an unhandled rejection.
+    let failure: unknown;
     const drained = drainWithStatements(url, concurrency, batchSize, 'none', (payload) =>
       hooks.handled?.(payload),
-    );
-    return { stop: () => drained.then(() => undefined) };
+    ).catch((error: unknown) => {
+      failure = error;
+    });
+    return {
+      stop: async () => {
+        await drained;
+        if (failure !== undefined) throw failure;
+      },
+    };
   },
 
   async startProducer() {
