@@ -7,6 +7,7 @@
 import { startThrowawayPostgres } from '#throwaway-postgres';
 import { lastValueFrom } from 'rxjs';
 import { ClientPostgres, migrate, PostgresTransactionHost } from '../lib/index.js';
+import { measureDrain } from './scenarios/backlog-drain.js';
 import { sendPaced, sendSparse } from './scenarios/latency.js';
 import { quietNestLogs } from './support/bench-logger.js';
 import { ChildConsumer } from './support/child-consumer.js';
@@ -17,7 +18,7 @@ import { benchPool, inFreshDatabase, query } from './support/database.js';
 import { Counter, emitRange, waitForCommittedRows } from './support/harness.js';
 import { formatCount, renderTable, type BenchScale } from './support/report.js';
 import { CpuMeter, type CpuUsage } from './support/resources.js';
-import { drainWithStatements, type SavepointMode } from './support/statement-floor.js';
+import { statementFloorContender, type StatementFloorSettings } from './support/statement-floor.js';
 import { nowMs, summarizeLatencies } from './support/stats.js';
 import {
   BENCH_GROUP,
@@ -251,34 +252,22 @@ async function statementFloor(serverUrl: string): Promise<string> {
   const separate = 'SAVEPOINT, INSERT, RELEASE: 3 round trips per message';
   const merged = 'RELEASE; SAVEPOINT merged: 2 per message';
   const none = 'no savepoint: 1 per message';
-  const variants: Array<{ label: string; workers: number; batch: number; mode: SavepointMode }> = [
-    { label: merged, workers: 2, batch: 10, mode: 'merged' },
-    { label: none, workers: 2, batch: 10, mode: 'none' },
-    { label: separate, workers: 4, batch: 50, mode: 'separate' },
-    { label: merged, workers: 4, batch: 50, mode: 'merged' },
-    { label: none, workers: 4, batch: 50, mode: 'none' },
+  const variants: Array<StatementFloorSettings & { label: string }> = [
+    { label: merged, workers: 2, batchSize: 10, mode: 'merged' },
+    { label: none, workers: 2, batchSize: 10, mode: 'none' },
+    { label: separate, workers: 4, batchSize: 50, mode: 'separate' },
+    { label: merged, workers: 4, batchSize: 50, mode: 'merged' },
+    { label: none, workers: 4, batchSize: 50, mode: 'none' },
   ];
   const rows: string[][] = [];
   for (const variant of variants) {
-    const perSecond = await inFreshDatabase(serverUrl, async (db) => {
-      await createBusinessTable(db.url);
-      await migrate(db.url);
-      await insertTransportBacklog(db.url, size.backlog);
-      await query(db.url, 'VACUUM ANALYZE');
-      const start = nowMs();
-      const handled = await drainWithStatements(
-        db.url,
-        variant.workers,
-        variant.batch,
-        variant.mode,
-      );
-      if (handled !== size.backlog) throw new Error(`drained ${handled} of ${size.backlog}`);
-      return (handled * 1000) / (nowMs() - start);
-    });
+    const run = await measureDrain(serverUrl, statementFloorContender(variant), size.backlog);
+    if (run.rows !== run.expected) throw new Error(`drained ${run.rows} of ${run.expected}`);
+    const perSecond = run.perSecond;
     rows.push([
       variant.label,
       String(variant.workers),
-      String(variant.batch),
+      String(variant.batchSize),
       formatCount(perSecond),
     ]);
   }

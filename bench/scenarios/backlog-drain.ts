@@ -17,7 +17,7 @@ import {
 } from '../support/report.js';
 import { CpuMeter, type CpuUsage } from '../support/resources.js';
 import { nowMs, summarizeRuns, type RunSummary } from '../support/stats.js';
-import { statementFloorContender } from '../support/statement-floor.js';
+import { STATEMENT_FLOOR } from '../support/statement-floor.js';
 import { countBusinessRows, createBusinessTable } from '../support/workload.js';
 import { cpuBusy, cpuPerMessage, otherLoad } from './end-to-end.js';
 
@@ -76,7 +76,7 @@ export const backlogDrainScenario: Scenario<DrainData> = {
     const contenders = [
       TRANSPORT,
       TRANSPORT_TUNED,
-      statementFloorContender,
+      STATEMENT_FLOOR,
       PG_BOSS_POLLING,
       GRAPHILE_WORKER,
     ];

@@ -78,46 +78,66 @@ export async function drainWithStatements(
   return handled;
 }
 
+export interface StatementFloorSettings {
+  readonly workers: number;
+  readonly batchSize: number;
+  readonly mode: SavepointMode;
+}
+
 /**
- * The drain's floor as a contender: the library's own statements at its default concurrency and
- * batch size (no savepoints, as the library runs while no handler fails), sent by plain pg loops
- * on the library's schema. Measured in the same run as the others, it shows how much of the
- * drain's cost is the statements and how much the library's code around them.
+ * The drain's floor as a contender: the library's own statements sent by plain pg loops on the
+ * library's schema. Measured beside the others, it shows how much of the drain's cost is the
+ * statements and how much the library's code around them.
  */
-export const statementFloorContender: Contender = {
-  name: 'statement-floor',
-  label: "floor: the library's statements from bare pg",
-  settings:
-    `${TRANSPORT_DEFAULTS.concurrency} loops of plain \`pg\` calls, batches of ` +
-    `${TRANSPORT_DEFAULTS.batchSize}: the library's claim, the handler's INSERT per message, ` +
-    "the library's settle and `COMMIT`; no savepoints, no Nest, no library code",
-  guarantee: 'business row written in the consume transaction (exactly once)',
+export function statementFloorContender({
+  workers,
+  batchSize,
+  mode,
+}: StatementFloorSettings): Contender {
+  return {
+    name: 'statement-floor',
+    label: "floor: the library's statements from bare pg",
+    settings:
+      `${workers} loops of plain \`pg\` calls, batches of ${batchSize}: the library's claim, ` +
+      "the handler's INSERT per message, the library's settle and `COMMIT`; " +
+      `savepoints: ${mode}; no Nest, no library code`,
+    guarantee: 'business row written in the consume transaction (exactly once)',
 
-  async prepare(url) {
-    await migrate(url);
-  },
+    async prepare(url) {
+      await migrate(url);
+    },
 
-  async startConsumer(url, hooks) {
-    const { concurrency, batchSize } = TRANSPORT_DEFAULTS;
-    // The loops end when a claim finds nothing: the backlog is in place before they start. A
-    // failure is kept for stop(), so it surfaces in the run instead of as an unhandled rejection.
-    let failure: unknown;
-    const drained = drainWithStatements(url, concurrency, batchSize, 'none', (payload) =>
-      hooks.handled?.(payload),
-    ).catch((error: unknown) => {
-      failure = error;
-    });
-    return {
-      stop: async () => {
-        await drained;
-        if (failure !== undefined) throw failure;
-      },
-    };
-  },
+    async startConsumer(url, hooks) {
+      // The loops end when a claim finds nothing: the backlog is in place before they start. A
+      // failure is kept for stop(), so it surfaces in the run, not as an unhandled rejection.
+      let failure: unknown;
+      const drained = drainWithStatements(url, workers, batchSize, mode, (payload) =>
+        hooks.handled?.(payload),
+      ).catch((error: unknown) => {
+        failure = error;
+      });
+      return {
+        stop: async () => {
+          await drained;
+          if (failure !== undefined) throw failure;
+        },
+      };
+    },
 
-  async startProducer() {
-    throw new Error('The statement floor only drains a backlog');
-  },
+    async startProducer() {
+      throw new Error('The statement floor only drains a backlog');
+    },
 
-  insertBacklog: (url, count) => insertTransportBacklog(url, count),
-};
+    insertBacklog: (url, count) => insertTransportBacklog(url, count),
+  };
+}
+
+/**
+ * The statements the library runs at its defaults while no handler fails: its concurrency and
+ * batch size, no savepoints.
+ */
+export const STATEMENT_FLOOR = statementFloorContender({
+  workers: TRANSPORT_DEFAULTS.concurrency,
+  batchSize: TRANSPORT_DEFAULTS.batchSize,
+  mode: 'none',
+});
