@@ -22,6 +22,7 @@ import {
 } from '../sql/message.queries.js';
 import { ActiveTransaction, currentTransaction } from '../transaction/active-transaction.js';
 import { targetOfClient } from '../transaction/client-target.js';
+import { InFlight } from '../transaction/in-flight.js';
 import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { EventWriter } from './event-writer.js';
 import { encodeOutgoing } from './outgoing-message.js';
@@ -55,7 +56,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
   private connection: Promise<void> | undefined;
   private lease: ListenerLease | undefined;
   /** Emits made and not yet settled; close() waits for them. */
-  private readonly emitsInFlight = new Set<Promise<unknown>>();
+  private readonly emitsInFlight = new InFlight();
   private closing = false;
 
   constructor(options: ClientPostgresOptions) {
@@ -95,7 +96,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     this.subscriptions.unsubscribe();
     await this.inbox.close();
     // Emits already made are written (and their wake-ups sent) before the pool closes.
-    while (this.emitsInFlight.size > 0) await Promise.all(this.emitsInFlight);
+    await this.emitsInFlight.settled();
     await this.notifier.drain();
     await this.lease?.release();
     this.lease = undefined;
@@ -121,10 +122,9 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     }
     const packet = this.createPacket(pattern, data);
     const write = this.connect().then(() => this.dispatchEvent<TResult>(packet));
-    // Also marks the promise handled: an emit nobody subscribes to must not crash the process.
-    const settled = write.then(ignore, ignore);
-    this.emitsInFlight.add(settled);
-    void settled.then(() => this.emitsInFlight.delete(settled));
+    // Tracking also marks the promise handled: an emit nobody subscribes to must not crash the
+    // process. close() waits for it to settle either way.
+    this.emitsInFlight.track(write.then(ignore, ignore));
     return from(write);
   }
 

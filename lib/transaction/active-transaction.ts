@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
+import { InFlight } from './in-flight.js';
 
 /**
  * A transaction the library can write messages into: the consume transaction of a handler, the
@@ -8,7 +9,7 @@ import type pg from 'pg';
  */
 export class ActiveTransaction {
   private readonly afterCommitCallbacks: Array<() => void> = [];
-  private readonly pendingWrites = new Set<Promise<unknown>>();
+  private readonly pendingWrites = new InFlight();
 
   constructor(
     /** The connection holding the open transaction. */
@@ -32,14 +33,12 @@ export class ActiveTransaction {
    * INSERT was even sent; the owner awaits `settled()` before it releases or commits.
    */
   track(write: Promise<unknown>): void {
-    this.pendingWrites.add(write);
-    const forget = () => this.pendingWrites.delete(write);
-    write.then(forget, forget);
+    this.pendingWrites.track(write);
   }
 
   /** Resolves when every tracked write has finished; rejects with the first that failed. */
-  async settled(): Promise<void> {
-    while (this.pendingWrites.size > 0) await Promise.all([...this.pendingWrites]);
+  settled(): Promise<void> {
+    return this.pendingWrites.settled();
   }
 
   /** Called by the owner after COMMIT succeeded. */
