@@ -12,11 +12,12 @@ export interface WakeupHint {
 /** NOTIFY payloads must stay under 8000 bytes; leave room for the framing. */
 const MAX_PAYLOAD_BYTES = 7_000;
 
+/** Sends each payload on the channel, within the caller's transaction. */
+const NOTIFY_HINTS_WITHIN = 'SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload';
+
 /** Sends each payload on the channel, in a transaction whose commit does not wait for the flush. */
-const NOTIFY_HINTS = `
-  SELECT pg_notify($1, payload)
-  FROM unnest($2::text[]) AS payload,
-       (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
+const NOTIFY_HINTS = `${NOTIFY_HINTS_WITHIN},
+  (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
 
 /**
  * The one seam through which wake-ups leave the process. Writers hand it hints after their
@@ -63,10 +64,7 @@ export class WakeupNotifier {
   async wakeWithin(client: pg.ClientBase, hints: Iterable<WakeupHint>): Promise<void> {
     const pending = addHints(new Map(), hints);
     if (pending.size === 0) return;
-    await client.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload', [
-      this.channel,
-      encodeHints(pending),
-    ]);
+    await client.query(NOTIFY_HINTS_WITHIN, [this.channel, encodeHints(pending)]);
   }
 
   /** Resolves once every queued hint has been sent (or failed to). */
