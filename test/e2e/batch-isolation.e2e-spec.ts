@@ -114,13 +114,18 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     return row.n;
   }
 
-  it('replays a batch after a throwing handler: only the failed message loses its writes', async () => {
-    const keys = ['a-1', 'a-2', 'fail-a', 'a-4', 'a-5'];
-    await backlogFor('optimistic-throw', keys);
-    await consume('optimistic-throw');
-    await waitFor(async () => (await pending('optimistic-throw')) === 0, {
+  /** Writes `keys` as a backlog for `group`, then consumes it, retries included. */
+  async function drainBacklog(group: string, keys: string[], url = db.url): Promise<void> {
+    await backlogFor(group, keys);
+    await consume(group, url);
+    await waitFor(async () => (await pending(group)) === 0, {
       message: 'the batch and the retry to be consumed',
     });
+  }
+
+  it('replays a batch after a throwing handler: only the failed message loses its writes', async () => {
+    const keys = ['a-1', 'a-2', 'fail-a', 'a-4', 'a-5'];
+    await drainBacklog('optimistic-throw', keys);
 
     // The first run had no savepoints, so the failure rolled back a-1 and a-2 too: they ran
     // again in the replay; the failed handler did not run again until its retry.
@@ -141,11 +146,7 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
 
   it('places a swallowed failed statement on the handler that swallowed it', async () => {
     const keys = ['b-1', 'swallow-b', 'b-3'];
-    await backlogFor('optimistic-swallow', keys);
-    await consume('optimistic-swallow');
-    await waitFor(async () => (await pending('optimistic-swallow')) === 0, {
-      message: 'the batch and the retry to be consumed',
-    });
+    await drainBacklog('optimistic-swallow', keys);
 
     expect(runsOf('b-1')).toEqual([1, 1]);
     expect(runsOf('swallow-b')).toEqual([1, 2]);
@@ -170,11 +171,7 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     });
     try {
       const keys = ['f-1', 'swallow-f', 'f-3'];
-      await backlogFor('late-status', keys);
-      await consume('late-status', proxy.urlFor(db.url));
-      await waitFor(async () => (await pending('late-status')) === 0, {
-        message: 'the batch and the retry to be consumed',
-      });
+      await drainBacklog('late-status', keys, proxy.urlFor(db.url));
 
       expect(runsOf('f-1')).toEqual([1, 1]);
       expect(runsOf('swallow-f')).toEqual([1, 2]);
