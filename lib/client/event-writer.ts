@@ -4,12 +4,6 @@ import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import type { OutgoingMessage } from './outgoing-message.js';
 
 /**
- * Statements in flight at once. Emits that arrive while both are busy wait for the next one and
- * share it: one round trip and one commit for all of them.
- */
-const MAX_STATEMENTS_IN_FLIGHT = 2;
-
-/**
  * An emit that starts at least this long after the previous one, with no statement in flight,
  * carries its own NOTIFY. That bounds the commits holding the notify lock to 100 per second per
  * client.
@@ -28,14 +22,19 @@ interface PendingEmit {
 
 /**
  * Writes the events emitted outside any transaction, each committed on its own from the
- * caller's point of view. Under concurrency the emits that queue behind the statements in
- * flight go out together as one multi-row INSERT: fewer round trips and commits per message,
- * and no added wait, since a free statement slot sends at once. A shared statement that fails
- * is retried emit by emit, so one bad message fails alone.
+ * caller's point of view. One statement is in flight at a time. The emits made meanwhile, and
+ * all those made in the same turn of the event loop, go out together as one multi-row INSERT:
+ * one round trip and one commit for all of them. Concurrent emitters tend to emit in bursts (a
+ * commit answers several of them at once), so gathering a turn's emits before sending keeps a
+ * burst in one statement instead of sending its first emit alone and queueing the rest; the
+ * wait is one pass of the event loop. A shared statement that fails is retried emit by emit, so
+ * one bad message fails alone.
  */
 export class EventWriter {
   private readonly queue: PendingEmit[] = [];
-  private inFlight = 0;
+  private inFlight = false;
+  /** A send is scheduled for the end of this turn of the event loop. */
+  private scheduled = false;
   private lastStatementStart = -Infinity;
 
   constructor(
@@ -48,7 +47,17 @@ export class EventWriter {
   write(message: OutgoingMessage): Promise<string[]> {
     return new Promise<string[]>((resolve, reject) => {
       this.queue.push({ message, resolve, reject });
-      if (this.inFlight < MAX_STATEMENTS_IN_FLIGHT) this.sendNext();
+      this.scheduleSend();
+    });
+  }
+
+  /** Sends the queued emits once this turn's emits have joined them, unless one is in flight. */
+  private scheduleSend(): void {
+    if (this.scheduled || this.inFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.sendNext();
     });
   }
 
@@ -59,16 +68,13 @@ export class EventWriter {
     // nobody contends for the notify lock: the statement carries its own NOTIFY, and the
     // wake-up arrives with the commit instead of one round trip later.
     const now = performance.now();
-    const alone =
-      this.inFlight === 0 &&
-      this.notifier.idle &&
-      now - this.lastStatementStart >= LONE_EMIT_GAP_MS;
+    const alone = this.notifier.idle && now - this.lastStatementStart >= LONE_EMIT_GAP_MS;
     this.lastStatementStart = now;
-    this.inFlight++;
+    this.inFlight = true;
     const sent = batch.length === 1 ? this.writeOne(batch[0], alone) : this.writeMany(batch);
     void sent.finally(() => {
-      this.inFlight--;
-      this.sendNext();
+      this.inFlight = false;
+      this.scheduleSend();
     });
   }
 

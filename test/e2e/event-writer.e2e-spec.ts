@@ -52,6 +52,39 @@ describe('emits outside a transaction: concurrent ones share statements', () => 
     expect(row.transactions).toBeLessThan(100);
   });
 
+  it('sends the emits made in one turn of the event loop as one statement', async () => {
+    // Nothing is in flight: the first emit waits for the others of its turn instead of going
+    // alone, so the burst commits once.
+    const results = await Promise.all(Array.from({ length: 5 }, (_, n) => emit({ turn: n })));
+    for (const result of results) expect(result.recipients.sort()).toEqual(['billing', 'shipping']);
+    const [row] = await query(
+      db.url,
+      `SELECT count(*)::int AS rows, count(DISTINCT xmin::text)::int AS transactions
+       FROM nestjs_transport.messages WHERE payload::text LIKE '%"turn":%'`,
+    );
+    expect(row.rows).toBe(10);
+    expect(row.transactions).toBe(1);
+  });
+
+  it('sends the emits made while a statement is in flight together in the next one', async () => {
+    // A chain of emitters, each emitting again as soon as its emit is acknowledged: after the
+    // first burst, every statement carries the emits its predecessor's commit released.
+    const emitters = 8;
+    const rounds = 5;
+    await Promise.all(
+      Array.from({ length: emitters }, async (_, e) => {
+        for (let r = 0; r < rounds; r++) await emit({ chain: e * rounds + r });
+      }),
+    );
+    const [row] = await query(
+      db.url,
+      `SELECT count(*)::int AS rows, count(DISTINCT xmin::text)::int AS transactions
+       FROM nestjs_transport.messages WHERE payload::text LIKE '%"chain":%'`,
+    );
+    expect(row.rows).toBe(emitters * rounds * 2);
+    expect(row.transactions).toBe(rounds);
+  });
+
   it('inserts a key emitted twice at once only once, and tells the duplicate', async () => {
     const keys = Array.from({ length: 40 }, (_, n) => `order-${n % 20}`);
     const results = await Promise.all(keys.map((key, n) => emit({ key, n }, key)));
