@@ -1,5 +1,6 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type pg from 'pg';
+import { runUserQuery } from '../sql/user-statements.js';
 
 /** What a handler knows about the message it is handling. */
 export interface PostgresMessageInfo {
@@ -21,7 +22,14 @@ type PostgresContextArgs = [PostgresMessageInfo];
 
 /** The context of a `ServerPostgres` handler: `@Ctx() ctx: PostgresContext`. */
 export class PostgresContext extends BaseRpcContext<PostgresContextArgs> {
-  constructor(args: PostgresContextArgs) {
+  /**
+   * @param preparedStatements whether `query` prepares a text from its second use on (the
+   *   connection option of the same name).
+   */
+  constructor(
+    args: PostgresContextArgs,
+    private readonly preparedStatements = true,
+  ) {
     super(args);
   }
 
@@ -63,11 +71,14 @@ export class PostgresContext extends BaseRpcContext<PostgresContextArgs> {
     return this.args[0].client;
   }
 
-  /** Runs a query in the consume transaction. */
+  /**
+   * Runs a query in the consume transaction. A text with parameters runs as a prepared statement
+   * from its second use on, unless the `preparedStatements` option is false.
+   */
   query<R extends pg.QueryResultRow = any>(
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return this.args[0].client.query<R>(text, values);
+    return runUserQuery<R>(this.args[0].client, text, values, this.preparedStatements);
   }
 }

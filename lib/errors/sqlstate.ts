@@ -10,6 +10,8 @@ export const SqlState = {
   TooManyConnections: '53300',
   SerializationFailure: '40001',
   DeadlockDetected: '40P01',
+  FeatureNotSupported: '0A000',
+  InvalidSqlStatementName: '26000',
 } as const;
 
 /** The SQLSTATE of a `pg` DatabaseError, if the value is one. */

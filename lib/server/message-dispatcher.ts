@@ -12,6 +12,8 @@ import { describeError } from './describe-error.js';
 
 export interface MessageDispatcherDeps {
   readonly group: string;
+  /** Whether `PostgresContext.query` prepares repeated texts (the connection option). */
+  readonly preparedStatements: boolean;
   readonly getHandler: (pattern: string) => MessageHandler | null;
   readonly deserializer: ConsumerDeserializer;
   readonly serializer: ConsumerSerializer;
@@ -66,18 +68,21 @@ export class MessageDispatcher {
           }
         : this.reply([{ err: NO_MESSAGE_HANDLER, isDisposed: true }], false);
     }
-    const context = new PostgresContext([
-      {
-        id: message.id,
-        pattern: message.pattern,
-        kind: message.kind,
-        attempt: message.attempts,
-        group: this.deps.group,
-        idempotencyKey: message.idempotency_key,
-        createdAt: message.created_at,
-        client: transaction.client,
-      },
-    ]);
+    const context = new PostgresContext(
+      [
+        {
+          id: message.id,
+          pattern: message.pattern,
+          kind: message.kind,
+          attempt: message.attempts,
+          group: this.deps.group,
+          idempotencyKey: message.idempotency_key,
+          createdAt: message.created_at,
+          client: transaction.client,
+        },
+      ],
+      this.deps.preparedStatements,
+    );
     return message.kind === 'event'
       ? this.runEvent(handler, packet.data, context)
       : this.runRequest(handler, packet.data, context);

@@ -83,6 +83,7 @@ export class ServerPostgres
     this.initializeDeserializer(options);
     const dispatcher = new MessageDispatcher({
       group: this.options.group,
+      preparedStatements: connection.preparedStatements,
       getHandler: (pattern) => this.getHandlerByPattern(pattern),
       deserializer: this.deserializer,
       serializer: this.serializer,

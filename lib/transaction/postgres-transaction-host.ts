@@ -1,6 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type pg from 'pg';
 import { POSTGRES_POOL } from '../postgres.constants.js';
+import { PostgresTransport } from '../postgres-transport.service.js';
+import { runUserQuery } from '../sql/user-statements.js';
 import { ActiveTransaction, currentTransaction, runInTransaction } from './active-transaction.js';
 import { targetOfClient } from './client-target.js';
 import { PoolTransaction } from './pool-transaction.js';
@@ -12,7 +14,15 @@ import { PoolTransaction } from './pool-transaction.js';
  */
 @Injectable()
 export class PostgresTransactionHost {
-  constructor(@Inject(POSTGRES_POOL) private readonly pool: pg.Pool) {}
+  /** Whether `query` prepares repeated texts: the module's `preparedStatements` option. */
+  private readonly preparedStatements: boolean;
+
+  constructor(
+    @Inject(POSTGRES_POOL) private readonly pool: pg.Pool,
+    @Optional() transport?: PostgresTransport,
+  ) {
+    this.preparedStatements = transport?.connection.preparedStatements ?? true;
+  }
 
   /** The connection of the ambient transaction, or the pool when there is none. */
   get client(): pg.ClientBase | pg.Pool {
@@ -24,12 +34,15 @@ export class PostgresTransactionHost {
     return currentTransaction() !== undefined;
   }
 
-  /** Runs a query in the ambient transaction, or on the pool. */
+  /**
+   * Runs a query in the ambient transaction, or on the pool. A text with parameters runs as a
+   * prepared statement from its second use on, unless `preparedStatements` is false.
+   */
   query<R extends pg.QueryResultRow = any>(
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return this.client.query<R>(text, values);
+    return runUserQuery<R>(this.client, text, values, this.preparedStatements);
   }
 
   /** Opens a transaction on the pool that the caller commits or rolls back. */
