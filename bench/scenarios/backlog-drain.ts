@@ -4,6 +4,7 @@ import {
   PG_BOSS_POLLING,
   TRANSPORT,
   TRANSPORT_TUNED,
+  TRANSPORT_UNPREPARED,
 } from '../support/contenders.js';
 import { inFreshDatabase, query } from '../support/database.js';
 import { Counter, rotate, waitForCommittedRows } from '../support/harness.js';
@@ -76,6 +77,7 @@ export const backlogDrainScenario: Scenario<DrainData> = {
     const contenders = [
       TRANSPORT,
       TRANSPORT_TUNED,
+      TRANSPORT_UNPREPARED,
       STATEMENT_FLOOR,
       PG_BOSS_POLLING,
       GRAPHILE_WORKER,
@@ -99,7 +101,7 @@ export const backlogDrainScenario: Scenario<DrainData> = {
         rate: summarizeRuns(runs.get(c)!.map((r) => r.perSecond)),
       })),
     };
-    const [ours, tuned, floor, , graphile] = data.contenders;
+    const [ours, tuned, unprepared, floor, , graphile] = data.contenders;
     const ratio = ours.rate.median / graphile.rate.median;
     const perRun = (of: typeof ours, to: typeof ours) =>
       of.runs.map((run, i) => formatRatio(run.perSecond / to.runs[i].perSecond)).join(', ');
@@ -146,7 +148,8 @@ export const backlogDrainScenario: Scenario<DrainData> = {
           measured:
             `${formatCount(ours.rate.median)}/s vs ${formatCount(graphile.rate.median)}/s = ` +
             `${formatRatio(ratio)} with the defaults; ` +
-            `${formatRatio(tuned.rate.median / graphile.rate.median)} for ${tuned.label}`,
+            `${formatRatio(tuned.rate.median / graphile.rate.median)} for ${tuned.label}; ` +
+            `${formatRatio(unprepared.rate.median / graphile.rate.median)} for ${unprepared.label}`,
           met: ratio >= 1.5,
         },
       ],
@@ -156,6 +159,9 @@ export const backlogDrainScenario: Scenario<DrainData> = {
           `${perRun(ours, floor)}); the floor against graphile-worker: ` +
           `${formatRatio(floor.rate.median / graphile.rate.median)} (per run ` +
           `${perRun(floor, graphile)}).`,
+        `Ours with the handler's INSERT prepared (\`ctx.query\`) against unprepared: ` +
+          `${formatRatio(ours.rate.median / unprepared.rate.median)} in the medians (per run ` +
+          `${perRun(ours, unprepared)}).`,
       ],
       data,
     };

@@ -29,11 +29,14 @@ export const GRAPHILE_WORKER_DIRECT = graphileWorkerContender({
 export const TRANSPORT = transportContender();
 /** Ours with fewer connections and smaller batches, for a consumer that must stay light. */
 export const TRANSPORT_TUNED = transportContender({ concurrency: 2, batchSize: 10 });
+/** Ours with the handler's INSERT sent unprepared, as the peers' handlers send it. */
+export const TRANSPORT_UNPREPARED = transportContender({ handlerQuery: 'client' });
 export const NOTIFY_FLOOR = notifyFloorContender;
 
 const ALL = [
   TRANSPORT,
   TRANSPORT_TUNED,
+  TRANSPORT_UNPREPARED,
   PG_BOSS_POLLING,
   PG_BOSS_NOTIFY,
   GRAPHILE_WORKER,

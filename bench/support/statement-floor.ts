@@ -3,7 +3,7 @@ import { messageQueries } from '../../lib/sql/message.queries.js';
 import type { Contender } from './contender.js';
 import { benchPool } from './database.js';
 import { BENCH_GROUP, insertTransportBacklog, TRANSPORT_DEFAULTS } from './transport-contender.js';
-import { INSERT_BUSINESS_ROW, type BenchPayload } from './workload.js';
+import { insertBusinessRow, type BenchPayload } from './workload.js';
 
 /**
  * How a raw consumer sends the library's own statements (claim, settle, commit) around the
@@ -46,7 +46,7 @@ export async function drainWithStatements(
         await client.query(mode === 'merged' ? `BEGIN; SAVEPOINT ${SP}` : 'BEGIN');
         for (const [i, row] of rows.entries()) {
           if (mode === 'separate') await client.query(`SAVEPOINT ${SP}`);
-          await client.query(INSERT_BUSINESS_ROW, [row.payload.data.n]);
+          await client.query(insertBusinessRow([row.payload.data.n]));
           if (mode === 'separate') await client.query(`RELEASE SAVEPOINT ${SP}`);
           if (mode === 'merged') {
             await client.query(
@@ -99,7 +99,8 @@ export function statementFloorContender({
     label: "floor: the library's statements from bare pg",
     settings:
       `${workers} loops of plain \`pg\` calls, batches of ${batchSize}: the library's claim, ` +
-      "the handler's INSERT per message, the library's settle and `COMMIT`; " +
+      "the handler's INSERT per message (prepared, as `ctx.query` sends it), the library's " +
+      'settle and `COMMIT`; ' +
       `savepoints: ${mode}; no Nest, no library code`,
     guarantee: 'business row written in the consume transaction (exactly once)',
 

@@ -17,22 +17,40 @@ import { INSERT_BUSINESS_ROW, type BenchPayload } from './workload.js';
 
 export const BENCH_GROUP = 'bench';
 const HOOKS = Symbol('BENCH_HOOKS');
+const HANDLER_QUERY = Symbol('BENCH_HANDLER_QUERY');
+
+/**
+ * How the handler sends its INSERT: `ctx.query` (prepared from its second use on, as the README
+ * shows handlers writing), or the consume transaction's pg client, which sends it unprepared as
+ * the peers' handlers do.
+ */
+export type HandlerQuery = 'ctx' | 'client';
 
 @Controller()
 class BenchController {
-  constructor(@Inject(HOOKS) private readonly hooks: ConsumerHooks) {}
+  constructor(
+    @Inject(HOOKS) private readonly hooks: ConsumerHooks,
+    @Inject(HANDLER_QUERY) private readonly handlerQuery: HandlerQuery,
+  ) {}
 
   /** Writes one business row in the consume transaction. */
   @EventPattern<string>(BENCH_PATTERN, POSTGRES_TRANSPORT)
   async entry(@Payload() payload: BenchPayload, @Ctx() ctx: PostgresContext): Promise<void> {
     this.hooks.started?.(payload);
-    await ctx.query(INSERT_BUSINESS_ROW, [payload.n]);
+    if (this.handlerQuery === 'ctx') await ctx.query(INSERT_BUSINESS_ROW, [payload.n]);
+    else await ctx.getClient().query(INSERT_BUSINESS_ROW, [payload.n]);
     this.hooks.handled?.(payload);
   }
 }
 
-function benchModule(hooks: ConsumerHooks): Type {
-  @Module({ controllers: [BenchController], providers: [{ provide: HOOKS, useValue: hooks }] })
+function benchModule(hooks: ConsumerHooks, handlerQuery: HandlerQuery): Type {
+  @Module({
+    controllers: [BenchController],
+    providers: [
+      { provide: HOOKS, useValue: hooks },
+      { provide: HANDLER_QUERY, useValue: handlerQuery },
+    ],
+  })
   class BenchConsumerModule {}
   return BenchConsumerModule;
 }
@@ -42,9 +60,10 @@ export async function startTransportConsumer(
   url: string,
   hooks: ConsumerHooks,
   options: Partial<ServerPostgresOptions> = {},
+  handlerQuery: HandlerQuery = 'ctx',
 ): Promise<{ server: ServerPostgres; stop(): Promise<void> }> {
   const server = new ServerPostgres({ connectionString: url, group: BENCH_GROUP, ...options });
-  const app = await NestFactory.createMicroservice(benchModule(hooks), {
+  const app = await NestFactory.createMicroservice(benchModule(hooks, handlerQuery), {
     strategy: server,
     logger: benchLogger,
   });
@@ -55,6 +74,8 @@ export async function startTransportConsumer(
 export interface TransportSettings {
   readonly concurrency?: number;
   readonly batchSize?: number;
+  /** Default `ctx`. */
+  readonly handlerQuery?: HandlerQuery;
 }
 
 /**
@@ -67,24 +88,36 @@ export const TRANSPORT_DEFAULTS = { concurrency: 4, batchSize: 50 } as const;
 export function transportContender(settings: TransportSettings = {}): Contender {
   const concurrency = settings.concurrency ?? TRANSPORT_DEFAULTS.concurrency;
   const batchSize = settings.batchSize ?? TRANSPORT_DEFAULTS.batchSize;
+  const handlerQuery = settings.handlerQuery ?? 'ctx';
   const tuned =
     concurrency !== TRANSPORT_DEFAULTS.concurrency || batchSize !== TRANSPORT_DEFAULTS.batchSize;
+  const unprepared = handlerQuery === 'client';
   return {
-    name: tuned ? `nestjs-pg-transport-c${concurrency}-b${batchSize}` : 'nestjs-pg-transport',
+    name:
+      (tuned ? `nestjs-pg-transport-c${concurrency}-b${batchSize}` : 'nestjs-pg-transport') +
+      (unprepared ? '-unprepared' : ''),
     label: tuned
       ? `nestjs-pg-transport (concurrency ${concurrency}, batchSize ${batchSize})`
-      : 'nestjs-pg-transport',
-    settings: tuned
-      ? `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize}, otherwise defaults`
-      : `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize} (the library defaults), ` +
-        'LISTEN/NOTIFY wake-ups sent after commit',
+      : unprepared
+        ? 'nestjs-pg-transport (handler INSERT unprepared)'
+        : 'nestjs-pg-transport',
+    settings:
+      (tuned
+        ? `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize}, otherwise defaults`
+        : `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize} (the library defaults), ` +
+          'LISTEN/NOTIFY wake-ups sent after commit') +
+      (unprepared
+        ? "; the handler sends its INSERT through the consume transaction's pg client " +
+          "(`ctx.getClient().query`), unprepared, as the peers' handlers send theirs"
+        : '; the handler writes through `ctx.query`, which prepares the INSERT from its second use on'),
     guarantee: 'business row written in the consume transaction (exactly once)',
 
     async prepare(url) {
       await migrate(url);
     },
 
-    startConsumer: (url, hooks) => startTransportConsumer(url, hooks, { concurrency, batchSize }),
+    startConsumer: (url, hooks) =>
+      startTransportConsumer(url, hooks, { concurrency, batchSize }, handlerQuery),
 
     async startProducer(url) {
       const client = new ClientPostgres({ connectionString: url });

@@ -1,3 +1,4 @@
+import { statement } from '../../lib/sql/statement.js';
 import { query } from './database.js';
 
 /** What every contender sends: a sequence number and the monotonic time of the send. */
@@ -15,6 +16,13 @@ export const BUSINESS_TABLE = `
   )`;
 
 export const INSERT_BUSINESS_ROW = 'INSERT INTO business (n) VALUES ($1)';
+
+/**
+ * The business INSERT as a named prepared statement: what `ctx.query` and
+ * `PostgresTransactionHost.query` send from a text's second use on, for the baselines that send
+ * the library's statements, or the plain ones, by bare `pg`.
+ */
+export const insertBusinessRow = statement(INSERT_BUSINESS_ROW, true);
 
 export async function createBusinessTable(url: string): Promise<void> {
   await query(url, BUSINESS_TABLE);
