@@ -8,7 +8,11 @@ import { endToEndScenario } from '../../bench/scenarios/end-to-end.js';
 import { fanOutScenario } from '../../bench/scenarios/fan-out.js';
 import { latencyScenario } from '../../bench/scenarios/latency.js';
 import { scaleScenario } from '../../bench/scenarios/scale.js';
-import { TRANSPORT, TRANSPORT_TUNED } from '../../bench/support/contenders.js';
+import {
+  TRANSPORT,
+  TRANSPORT_TUNED,
+  TRANSPORT_UNPREPARED,
+} from '../../bench/support/contenders.js';
 import { inFreshDatabase, query } from '../../bench/support/database.js';
 import {
   renderResult,
@@ -43,6 +47,7 @@ describe('benchmark scenarios on a tiny input', () => {
     expect(result.data.contenders.map((c) => c.name)).toEqual([
       TRANSPORT.name,
       TRANSPORT_TUNED.name,
+      TRANSPORT_UNPREPARED.name,
       'pg-boss-polling',
       'pg-boss-notify',
       'graphile-worker',
@@ -63,6 +68,7 @@ describe('benchmark scenarios on a tiny input', () => {
     expect(result.data.contenders.map((c) => c.name)).toEqual([
       TRANSPORT.name,
       TRANSPORT_TUNED.name,
+      TRANSPORT_UNPREPARED.name,
       'statement-floor',
       'pg-boss-polling',
       'graphile-worker',
