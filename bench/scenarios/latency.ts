@@ -40,6 +40,11 @@ export interface LatencyRun {
   readonly load: LatencySummary;
   /** Messages the producer actually sent per second during the load phase. */
   readonly loadSent: number;
+  /**
+   * Sends of the load phase that failed: a contender that falls far behind the schedule queues
+   * sends until its pool gives up on them (pg-boss's "timeout exceeded when trying to connect").
+   */
+  readonly loadFailed: number;
   /** The machine's 1-minute load average when the run ended: how busy the machine was. */
   readonly loadAverage: number;
   readonly rows: number;
@@ -68,17 +73,23 @@ export async function sendSparse(producer: Producer, first: number, last: number
 
 /**
  * Sends at `rate` per second for `seconds`, open loop: each message is stamped with the time it
- * was due, so a sender falling behind shows up as latency instead of hiding it.
+ * was due, so a sender falling behind shows up as latency instead of hiding it. A send that
+ * fails is counted in `failed` and the others go on: one overloaded contender must not end the
+ * whole benchmark.
  */
 export async function sendPaced(
   producer: Producer,
   first: number,
   rate: number,
   seconds: number,
-): Promise<{ last: number; sentPerSecond: number }> {
+): Promise<{ last: number; sentPerSecond: number; failed: number }> {
   const total = Math.round(rate * seconds);
   const perTick = (rate * TICK_MS) / 1000;
   const sends: Promise<void>[] = [];
+  let failed = 0;
+  const countFailure = () => {
+    failed++;
+  };
   const start = nowMs();
   let n = first;
   for (let tick = 0; n < first + total; tick++) {
@@ -86,11 +97,11 @@ export async function sendPaced(
     const wait = due - nowMs();
     if (wait > 0) await sleep(wait);
     for (let i = 0; i < perTick && n < first + total; i++) {
-      sends.push(producer.emit({ n: n++, sentAt: due }));
+      sends.push(producer.emit({ n: n++, sentAt: due }).catch(countFailure));
     }
   }
   await Promise.all(sends);
-  return { last: n - 1, sentPerSecond: (total * 1000) / (nowMs() - start) };
+  return { last: n - 1, sentPerSecond: (total * 1000) / (nowMs() - start), failed };
 }
 
 async function measure(serverUrl: string, contender: Contender, size: Size): Promise<LatencyRun> {
@@ -101,14 +112,15 @@ async function measure(serverUrl: string, contender: Contender, size: Size): Pro
     const producer = await contender.startProducer(db.url);
     const sparseFirst = size.warmup + 1;
     const sparseLast = size.warmup + size.sparse;
-    let load: { last: number; sentPerSecond: number };
+    let load: { last: number; sentPerSecond: number; failed: number };
     try {
       await sendSparse(producer, 1, size.warmup);
       await sendSparse(producer, sparseFirst, sparseLast);
       await consumer.waitForHandled(sparseLast, 60_000);
       await sleep(200);
       load = await sendPaced(producer, sparseLast + 1, size.loadRate, size.loadSeconds);
-      await consumer.waitForHandled(load.last, 120_000);
+      // A failed send wrote nothing (its pool never handed it a connection).
+      await consumer.waitForHandled(load.last - load.failed, 120_000);
     } finally {
       await producer.close();
       await consumer.stop();
@@ -121,9 +133,10 @@ async function measure(serverUrl: string, contender: Contender, size: Size): Pro
       sparse: summarizeLatencies(within(sparseFirst, sparseLast)),
       load: summarizeLatencies(within(sparseLast + 1, load.last)),
       loadSent: load.sentPerSecond,
+      loadFailed: load.failed,
       loadAverage: loadavg()[0],
       rows: counted.rows,
-      expected: load.last,
+      expected: load.last - load.failed,
     };
   });
 }
@@ -155,7 +168,8 @@ export const latencyScenario: Scenario<LatencyData> = {
           `latency run ${run + 1}/${context.runs} ${contender.label}: sparse p50 ` +
             `${formatMs(result.sparse.p50)} p99 ${formatMs(result.sparse.p99)}; load p50 ` +
             `${formatMs(result.load.p50)} p99 ${formatMs(result.load.p99)} ms ` +
-            `(${result.load.count} msgs, sent ${Math.round(result.loadSent)}/s)`,
+            `(${result.load.count} msgs, sent ${Math.round(result.loadSent)}/s` +
+            (result.loadFailed > 0 ? `, ${result.loadFailed} sends failed)` : ')'),
         );
       }
     }
@@ -177,12 +191,16 @@ export const latencyScenario: Scenario<LatencyData> = {
         formatRuns(c[phase].p50, formatMs),
         formatRuns(c[phase].p95, formatMs),
         formatRuns(c[phase].p99, formatMs),
-        String(c.runs[0]?.[phase].count ?? 0),
+        [...new Set(c.runs.map((r) => r[phase].count))].join(', '),
         c.runs.map((r) => r.loadAverage.toFixed(1)).join(', '),
       ]),
     });
     const loadSent = data.contenders.map(
       (c) => `${c.label} ${Math.round(Math.min(...c.runs.map((r) => r.loadSent)))}/s`,
+    );
+    const failing = data.contenders.filter((c) => c.runs.some((r) => r.loadFailed > 0));
+    const loadFailed = failing.map(
+      (c) => `${c.label} ${c.runs.map((r) => r.loadFailed).join(', ')}`,
     );
     return {
       scenario: this.name,
@@ -197,6 +215,11 @@ export const latencyScenario: Scenario<LatencyData> = {
           `loop in ticks of ${TICK_MS} ms; each message is stamped with the time it was due, so ` +
           'a producer falling behind counts as latency.',
         `Slowest producer rate reached in the load phase, per contender: ${loadSent.join('; ')}.`,
+        failing.length === 0
+          ? 'No send failed in the load phase.'
+          : 'Sends that failed in the load phase, per run (the contender fell so far behind that ' +
+            'its pool gave up waiting for a connection; failed sends wrote nothing and have no ' +
+            `latency sample): ${loadFailed.join('; ')}; every other contender: none.`,
         'Every contender has its own database per run; the order rotates between runs. Settings ' +
           'as in scenario 1; pg-boss is measured with LISTEN/NOTIFY only (polling adds up to its ' +
           '0.5 s interval). The floor row is no queue: an INSERT whose trigger NOTIFYs the row, ' +

@@ -6,7 +6,7 @@ import { atomicPublishScenario } from '../../bench/scenarios/atomic-publish.js';
 import { backlogDrainScenario } from '../../bench/scenarios/backlog-drain.js';
 import { endToEndScenario } from '../../bench/scenarios/end-to-end.js';
 import { fanOutScenario } from '../../bench/scenarios/fan-out.js';
-import { latencyScenario } from '../../bench/scenarios/latency.js';
+import { latencyScenario, sendPaced } from '../../bench/scenarios/latency.js';
 import { scaleScenario } from '../../bench/scenarios/scale.js';
 import {
   TRANSPORT,
@@ -93,6 +93,21 @@ describe('benchmark scenarios on a tiny input', () => {
       expect(run.rows).toBe(run.expected);
     }
     expectRendered(result);
+  });
+
+  it('latency: a send that fails under load is counted, and the others go on', async () => {
+    const sent: number[] = [];
+    const producer = {
+      emit: async ({ n }: { n: number }) => {
+        if (n % 3 === 0) throw new Error('timeout exceeded when trying to connect');
+        sent.push(n);
+      },
+      close: async () => undefined,
+    };
+    const load = await sendPaced(producer, 1, 1000, 0.03);
+    expect(load.last).toBe(30);
+    expect(load.failed).toBe(10);
+    expect(sent).toHaveLength(20);
   });
 
   it('atomic publish: every committed transaction wrote its rows', async () => {
