@@ -11,8 +11,11 @@ export type Statement = (values: unknown[]) => pg.QueryConfig;
  * mode before 1.21.
  */
 export function statement(text: string, prepared: boolean): Statement {
-  const name = prepared
-    ? `nestjs_transport_${createHash('sha256').update(text).digest('hex').slice(0, 20)}`
-    : undefined;
+  const name = prepared ? statementName('nestjs_transport', text) : undefined;
   return (values) => ({ name, text, values });
+}
+
+/** The prepared statement name of `text`: the same on every connection and in every process. */
+export function statementName(prefix: string, text: string): string {
+  return `${prefix}_${createHash('sha256').update(text).digest('hex').slice(0, 20)}`;
 }

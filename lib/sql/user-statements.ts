@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
+import { statementName } from './statement.js';
 
 /** Bounds that keep dynamic SQL from growing every session's memory. */
 export interface UserStatementLimits {
@@ -75,7 +75,7 @@ export class UserStatements {
       return;
     }
     this.seenOnce.delete(text);
-    const name = `nestjs_transport_user_${createHash('sha256').update(text).digest('hex').slice(0, 20)}`;
+    const name = statementName('nestjs_transport_user', text);
     this.names.set(text, name);
     return name;
   }
