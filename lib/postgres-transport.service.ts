@@ -21,7 +21,13 @@ import {
 import { ServerPostgres } from './server/server-postgres.js';
 
 type SharedKeys =
-  'connectionString' | 'pool' | 'poolConfig' | 'schema' | 'migrationsRun' | 'preparedStatements';
+  | 'connectionString'
+  | 'pool'
+  | 'poolConfig'
+  | 'schema'
+  | 'migrationsRun'
+  | 'preparedStatements'
+  | 'wakeupIntervalMs';
 
 /**
  * What `PostgresTransportModule` shares: one pool, one LISTEN connection, the migrated schema.
@@ -90,6 +96,7 @@ export class PostgresTransport implements OnModuleInit, OnApplicationShutdown {
       // Migrations run once per pool, whichever of module, server or client starts first.
       migrationsRun: this.connection.migrationsRun,
       preparedStatements: this.connection.preparedStatements,
+      wakeupIntervalMs: this.connection.wakeupIntervalMs,
       listenConnectionString: this.options.listenConnectionString,
       listener: this.options.listener,
     };

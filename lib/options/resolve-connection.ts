@@ -5,7 +5,7 @@ import type { PostgresListenerOptions } from '../listener/index.js';
 import { quoteSchemaOption } from '../sql/identifiers.js';
 import { targetOfClient } from '../transaction/client-target.js';
 import type { PostgresConnectionOptions } from './connection-options.interface.js';
-import { booleanOption } from './validate.js';
+import { booleanOption, integerOption } from './validate.js';
 
 export const DEFAULT_SCHEMA = 'nestjs_transport';
 
@@ -22,6 +22,8 @@ export interface ResolvedConnection {
   readonly channel: string;
   readonly migrationsRun: boolean;
   readonly preparedStatements: boolean;
+  /** The least milliseconds between two after-commit wake-up NOTIFYs. */
+  readonly wakeupIntervalMs: number;
   /** Options of the shared LISTEN connection. */
   readonly listener: PostgresListenerOptions;
   /** host:port/database, without credentials: identifies the database for joining transactions. */
@@ -68,6 +70,9 @@ export function resolveConnection(
     channel: `${schemaName}:wake`,
     migrationsRun: booleanOption('migrationsRun', options.migrationsRun, true),
     preparedStatements: booleanOption('preparedStatements', options.preparedStatements, true),
+    wakeupIntervalMs: integerOption('wakeupIntervalMs', options.wakeupIntervalMs, 0, {
+      max: 1_000,
+    }),
     listener: { ...options.listener, ...listenConnection },
     target: targetOf(poolConfig),
   };

@@ -31,6 +31,9 @@ export class WakeupNotifier {
   private readonly logger = new Logger('PostgresWakeup');
   private pending = new Map<string, Set<string>>();
   private flushing: Promise<void> | undefined;
+  /** When the last NOTIFY of a flush was sent (performance.now()). */
+  private lastSentAt = -Infinity;
+  private readonly intervalMs: number;
 
   /** The NOTIFY of a flush, prepared unless the connection options turn that off. */
   private readonly notify: Statement;
@@ -39,9 +42,15 @@ export class WakeupNotifier {
   /** The channel the hints go out on. */
   readonly channel: string;
 
-  constructor(connection: Pick<ResolvedConnection, 'pool' | 'channel' | 'preparedStatements'>) {
+  constructor(
+    connection: Pick<
+      ResolvedConnection,
+      'pool' | 'channel' | 'preparedStatements' | 'wakeupIntervalMs'
+    >,
+  ) {
     this.pool = connection.pool;
     this.channel = connection.channel;
+    this.intervalMs = connection.wakeupIntervalMs;
     this.notify = statement(NOTIFY_HINTS, connection.preparedStatements);
   }
 
@@ -77,6 +86,10 @@ export class WakeupNotifier {
       // Let the writers that finish in this same tick join the NOTIFY.
       await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.pending.size > 0) {
+        // With wakeupIntervalMs, hints arriving sooner wait and go out together.
+        const wait = this.lastSentAt + this.intervalMs - performance.now();
+        if (wait > 0) await new Promise<void>((resolve) => setTimeout(resolve, wait));
+        this.lastSentAt = performance.now();
         const batch = this.pending;
         this.pending = new Map();
         await this.send(encodeHints(batch));

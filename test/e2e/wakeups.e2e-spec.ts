@@ -71,6 +71,39 @@ describe('wake-ups: a lone emit notifies in its own statement, concurrent emits 
     );
   });
 
+  it('spaces the NOTIFYs after commit by wakeupIntervalMs, and still sends the last hint', async () => {
+    /** Emits one after another for `ms`; returns how many NOTIFYs reached the listener. */
+    const notifiesWhileEmitting = async (emitter: ClientPostgres, ms: number) => {
+      payloads.length = 0;
+      const until = Date.now() + ms;
+      let emits = 0;
+      while (Date.now() < until) {
+        await lastValueFrom(emitter.emit('lone', { n: emits++ }));
+      }
+      // The hint of the last emit arrives, at most one interval after it.
+      await waitFor(() => payloads.length > 0);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      expect(new Set(hints().map((h) => `${h.recipient}/${h.pattern}`))).toEqual(
+        new Set(['billing/lone']),
+      );
+      return { notifies: payloads.length, emits };
+    };
+    const spaced = await startClient(db.url, { wakeupIntervalMs: 100 });
+    try {
+      const unspaced = await notifiesWhileEmitting(client, 400);
+      const atInterval = await notifiesWhileEmitting(spaced, 400);
+      // Back to back, nearly every emit's commit sends its own NOTIFY.
+      expect(unspaced.emits).toBeGreaterThan(20);
+      expect(unspaced.notifies).toBeGreaterThan(10);
+      // 100 ms apart: one NOTIFY per interval of the 400 ms, plus the first and the last.
+      expect(atInterval.emits).toBeGreaterThan(20);
+      expect(atInterval.notifies).toBeGreaterThanOrEqual(2);
+      expect(atInterval.notifies).toBeLessThanOrEqual(6);
+    } finally {
+      await spaced.close();
+    }
+  });
+
   it('wakes 60 groups with long names from a lone emit, each NOTIFY under the limit', async () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     const result = await lastValueFrom(client.emit('wide', { n: 1 }));

@@ -25,6 +25,7 @@ describe('option resolution', () => {
       schema: '"nestjs_transport"',
       channel: 'nestjs_transport:wake',
       migrationsRun: true,
+      wakeupIntervalMs: 0,
       ownsPool: true,
       target: 'db.internal:6543/shop',
     });
@@ -50,6 +51,9 @@ describe('option resolution', () => {
     [{ group: 'g', connectionString, migrationsRun: 'yes' }, 'migrationsRun'],
     [{ group: 'g', connectionString, leaseMs: 10 }, 'leaseMs'],
     [{ group: 'g', connectionString, batchSize: 65 }, 'batchSize'],
+    [{ group: 'g', connectionString, wakeupIntervalMs: -1 }, 'wakeupIntervalMs'],
+    [{ group: 'g', connectionString, wakeupIntervalMs: 2.5 }, 'wakeupIntervalMs'],
+    [{ group: 'g', connectionString, wakeupIntervalMs: 1_001 }, 'wakeupIntervalMs'],
   ])('refuses %j, naming "%s"', (options, option) => {
     const resolve = () => resolveServerOptions(options as any);
     expect(resolve).toThrow(InvalidOptionError);
