@@ -112,7 +112,7 @@ async function measure(serverUrl: string, contender: Contender, size: Size): Pro
     const producer = await contender.startProducer(db.url);
     const sparseFirst = size.warmup + 1;
     const sparseLast = size.warmup + size.sparse;
-    let load: { last: number; sentPerSecond: number; failed: number };
+    let load: Awaited<ReturnType<typeof sendPaced>>;
     try {
       await sendSparse(producer, 1, size.warmup);
       await sendSparse(producer, sparseFirst, sparseLast);

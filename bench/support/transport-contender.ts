@@ -92,24 +92,28 @@ export function transportContender(settings: TransportSettings = {}): Contender 
   const tuned =
     concurrency !== TRANSPORT_DEFAULTS.concurrency || batchSize !== TRANSPORT_DEFAULTS.batchSize;
   const unprepared = handlerQuery === 'client';
+  const qualifiers = [
+    ...(tuned ? [`concurrency ${concurrency}, batchSize ${batchSize}`] : []),
+    ...(unprepared ? ['handler INSERT unprepared'] : []),
+  ];
+  const sizing = tuned
+    ? `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize}, otherwise defaults`
+    : `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize} (the library defaults), ` +
+      'LISTEN/NOTIFY wake-ups sent after commit';
+  const handler = unprepared
+    ? "the handler sends its INSERT through the consume transaction's pg client " +
+      "(`ctx.getClient().query`), unprepared, as the peers' handlers send theirs"
+    : 'the handler writes through `ctx.query`, which prepares the INSERT from its second use on';
   return {
     name:
-      (tuned ? `nestjs-pg-transport-c${concurrency}-b${batchSize}` : 'nestjs-pg-transport') +
+      'nestjs-pg-transport' +
+      (tuned ? `-c${concurrency}-b${batchSize}` : '') +
       (unprepared ? '-unprepared' : ''),
-    label: tuned
-      ? `nestjs-pg-transport (concurrency ${concurrency}, batchSize ${batchSize})`
-      : unprepared
-        ? 'nestjs-pg-transport (handler INSERT unprepared)'
+    label:
+      qualifiers.length > 0
+        ? `nestjs-pg-transport (${qualifiers.join('; ')})`
         : 'nestjs-pg-transport',
-    settings:
-      (tuned
-        ? `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize}, otherwise defaults`
-        : `\`concurrency\` ${concurrency}, \`batchSize\` ${batchSize} (the library defaults), ` +
-          'LISTEN/NOTIFY wake-ups sent after commit') +
-      (unprepared
-        ? "; the handler sends its INSERT through the consume transaction's pg client " +
-          "(`ctx.getClient().query`), unprepared, as the peers' handlers send theirs"
-        : '; the handler writes through `ctx.query`, which prepares the INSERT from its second use on'),
+    settings: `${sizing}; ${handler}`,
     guarantee: 'business row written in the consume transaction (exactly once)',
 
     async prepare(url) {
