@@ -9,6 +9,11 @@ export interface ChildConfig {
   /** Report the time of the first message handled, then every time this many more are. */
   readonly checkpointEvery?: number;
   readonly rssIntervalMs?: number;
+  /**
+   * Handled counts at which the child runs a full garbage collection and reports the heap still
+   * in use: the memory it retains, free of the garbage that RSS also holds.
+   */
+  readonly liveHeapAt?: readonly number[];
 }
 
 export type ChildReport =
@@ -17,6 +22,7 @@ export type ChildReport =
   | { type: 'progress'; handled: number }
   | { type: 'checkpoint'; handled: number; at: number }
   | { type: 'rss'; rss: number; at: number }
+  | { type: 'heap'; handled: number; liveHeap: number }
   | { type: 'stopped'; handled: number };
 
 /**
@@ -40,6 +46,8 @@ export class ChildConsumer {
   readonly samples: Array<[number, number]> = [];
   readonly checkpoints: Array<{ handled: number; at: number }> = [];
   readonly rss: Array<{ rss: number; at: number }> = [];
+  /** Heap in use right after a full garbage collection, at the handled counts asked for. */
+  readonly liveHeap: Array<{ handled: number; liveHeap: number }> = [];
   handled = 0;
   private readonly exited: Promise<void>;
   private waiters: Array<() => void> = [];
@@ -51,6 +59,8 @@ export class ChildConsumer {
 
   static async start(config: ChildConfig): Promise<ChildConsumer> {
     const child = fork(childScript(), [], {
+      // Only a child that measures its live heap may call gc(); the others run as users' do.
+      execArgv: config.liveHeapAt?.length ? [...process.execArgv, '--expose-gc'] : undefined,
       env: { ...process.env, BENCH_CHILD: JSON.stringify(config) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -105,6 +115,9 @@ export class ChildConsumer {
         break;
       case 'rss':
         this.rss.push({ rss: report.rss, at: report.at });
+        break;
+      case 'heap':
+        this.liveHeap.push({ handled: report.handled, liveHeap: report.liveHeap });
         break;
       default:
         return;

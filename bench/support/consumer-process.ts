@@ -10,6 +10,10 @@ const config = JSON.parse(process.env.BENCH_CHILD ?? '{}') as ChildConfig;
 const send = (report: ChildReport) => process.send?.(report);
 
 let samples: Array<[number, number]> = [];
+const liveHeapAt = new Set(config.liveHeapAt ?? []);
+const gc = (globalThis as { gc?: () => void }).gc;
+if (liveHeapAt.size > 0 && !gc)
+  throw new Error('liveHeapAt needs the child started with --expose-gc');
 let handled = 0;
 const consumer = await contenderByName(config.contender).startConsumer(config.url, {
   started: (payload) => {
@@ -19,6 +23,11 @@ const consumer = await contenderByName(config.contender).startConsumer(config.ur
     handled++;
     if (config.checkpointEvery && (handled === 1 || handled % config.checkpointEvery === 0)) {
       send({ type: 'checkpoint', handled, at: nowMs() });
+    }
+    // After the checkpoint, so the pause of the collection falls outside the timed windows.
+    if (liveHeapAt.has(handled)) {
+      gc!();
+      send({ type: 'heap', handled, liveHeap: process.memoryUsage().heapUsed });
     }
   },
 });

@@ -7,7 +7,7 @@ import { backlogDrainScenario } from '../../bench/scenarios/backlog-drain.js';
 import { endToEndScenario } from '../../bench/scenarios/end-to-end.js';
 import { fanOutScenario } from '../../bench/scenarios/fan-out.js';
 import { latencyScenario, sendPaced } from '../../bench/scenarios/latency.js';
-import { scaleScenario } from '../../bench/scenarios/scale.js';
+import { quarterMedian, scaleScenario } from '../../bench/scenarios/scale.js';
 import {
   TRANSPORT,
   TRANSPORT_TUNED,
@@ -140,9 +140,22 @@ describe('benchmark scenarios on a tiny input', () => {
     expect(run.distinct).toBe(2_000);
     expect(run.rssMb.length).toBeGreaterThan(0);
     expect(Math.min(...run.rssMb)).toBeGreaterThan(10);
+    // The live heap after a full collection: measured at both points, and well under the RSS.
+    for (const liveHeap of [run.liveHeapMb.quarter, run.liveHeapMb.end]) {
+      expect(liveHeap).toBeGreaterThan(1);
+      expect(liveHeap).toBeLessThan(Math.max(...run.rssMb));
+    }
     expect(run.lastWindowPerSecond).toBeGreaterThan(0);
     expect(run.scanFull.node).toContain('messages_pending');
     expectRendered(result);
+  });
+
+  it('scale: judges RSS by the quarters of its samples', () => {
+    const samples = [10, 20, 30, 40, 50, 60, 70, 80, 90];
+    expect(quarterMedian(samples, 0)).toBe(15);
+    expect(quarterMedian(samples, 1)).toBe(35);
+    expect(quarterMedian(samples, 3)).toBe(85);
+    expect(quarterMedian([7], 1)).toBe(7);
   });
 
   it('statement floor: plain pg loops drain the backlog in every savepoint mode', async () => {
