@@ -18,7 +18,7 @@ import {
   type Scenario,
   type ScenarioResult,
 } from '../support/report.js';
-import { CpuMeter, type CpuUsage } from '../support/resources.js';
+import { CpuMeter, WalMeter, type CpuUsage, type WalUsage } from '../support/resources.js';
 import { median, nowMs, summarizeRuns, type RunSummary } from '../support/stats.js';
 import { countBusinessRows, createBusinessTable } from '../support/workload.js';
 
@@ -33,6 +33,8 @@ export interface EndToEndRun {
   readonly sendPerSecond: number;
   /** CPU of this process and of PostgreSQL over the timed part. */
   readonly cpu: CpuUsage;
+  /** WAL of the whole server over the timed part; undefined before PostgreSQL 14. */
+  readonly wal: WalUsage | undefined;
   /** Business rows after the run, and how many distinct messages they belong to. */
   readonly rows: number;
   readonly distinct: number;
@@ -66,10 +68,12 @@ export async function measureEndToEnd(
     let perSecond: number;
     let sendPerSecond: number;
     let cpu: CpuUsage;
+    let walMeter: WalMeter;
     try {
       await emitRange(producer, 1, size.warmup, size.emitters);
       await handled.reach(size.warmup, timeoutMs, `${contender.label} warm-up`);
       await waitForCommittedRows(db.url, size.warmup, timeoutMs);
+      walMeter = await WalMeter.start(db.url);
       const meter = await CpuMeter.start(db.url);
       const start = nowMs();
       await emitRange(producer, size.warmup + 1, expected, size.emitters);
@@ -82,9 +86,24 @@ export async function measureEndToEnd(
       await producer.close();
       await consumer.stop();
     }
+    // After both have closed their connections, whose backends then report their WAL.
+    const wal = await walMeter.stop();
     const { rows, distinct } = await countBusinessRows(db.url);
-    return { perSecond, sendPerSecond, cpu, rows, distinct, expected };
+    return { perSecond, sendPerSecond, cpu, wal, rows, distinct, expected };
   });
+}
+
+/** Median WAL flushes per 1,000 timed messages, and WAL bytes per message. */
+export function walPerMessage(
+  runs: readonly { wal: WalUsage | undefined }[],
+  messages: number,
+): { syncs: string; bytes: string } {
+  const measured = runs.flatMap((r) => (r.wal ? [r.wal] : []));
+  if (measured.length === 0) return { syncs: 'n/a', bytes: 'n/a' };
+  return {
+    syncs: median(measured.map((w) => (w.syncs * 1000) / messages)).toFixed(0),
+    bytes: formatCount(median(measured.map((w) => w.bytes / messages))),
+  };
 }
 
 /** Median CPU per timed message, as "Node.js + PostgreSQL". */
@@ -163,6 +182,9 @@ export const endToEndScenario: Scenario<EndToEndData> = {
         'Producer and consumer run in the same Node.js process for every contender. Every ' +
           'contender gets a fresh database per run; the order of contenders rotates between runs.',
         'Exactly once is checked after each run: business rows = distinct messages = messages sent.',
+        'WAL flushes and bytes come from `pg_stat_wal` over the timed part: server-wide, so ' +
+          'anything else the server ran meanwhile counts too. Every durable commit waits for a ' +
+          'flush; commits that arrive during one share the next.',
         ...contenders.map((c) => `${c.label}: ${c.settings}. Consume: ${c.guarantee}.`),
       ],
       tables: [
@@ -176,6 +198,8 @@ export const endToEndScenario: Scenario<EndToEndData> = {
             'CPU ms/msg: Node.js + PostgreSQL',
             'CPU busy (of all cores)',
             'other load (cores)',
+            'WAL flushes per 1,000 msgs',
+            'WAL bytes/msg',
             'Exactly once',
           ],
           rows: data.contenders.map((c) => [
@@ -186,6 +210,8 @@ export const endToEndScenario: Scenario<EndToEndData> = {
             cpuPerMessage(c.runs, size.messages),
             cpuBusy(c.runs),
             otherLoad(c.runs),
+            walPerMessage(c.runs, size.messages).syncs,
+            walPerMessage(c.runs, size.messages).bytes,
             c.runs.every((r) => r.rows === r.expected && r.distinct === r.expected)
               ? 'yes, every run'
               : c.runs.map((r) => `${r.rows} rows/${r.distinct} distinct`).join('; '),

@@ -121,3 +121,67 @@ export class CpuMeter {
     };
   }
 }
+
+/** WAL written and flushed while something ran, server-wide (every database of the server). */
+export interface WalUsage {
+  readonly records: number;
+  readonly bytes: number;
+  /** Flushes of the WAL to disk (`fdatasync` and the like): what each durable commit waits for. */
+  readonly syncs: number;
+}
+
+const READ_WAL = `SELECT wal_records::float8 AS records, wal_bytes::float8 AS bytes,
+  wal_sync::float8 AS syncs FROM pg_stat_wal`;
+
+/**
+ * How long a backend may hold WAL statistics before it reports them: PostgreSQL flushes them at
+ * most once a second, and when the backend goes idle or exits (PGSTAT_MIN_INTERVAL).
+ */
+const WAL_STATS_DELAY_MS = 1_100;
+
+/**
+ * Measures `pg_stat_wal` from `start()` to `stop()`. The view is server-wide and exists from
+ * PostgreSQL 14 on; on older servers `stop()` returns undefined. Backends report their WAL late,
+ * so both ends wait until what ran before has been reported: call `start()` after the work
+ * before it has gone idle, and `stop()` once the measured work has ended (its connections
+ * closed or idle).
+ */
+export class WalMeter {
+  private constructor(
+    private readonly url: string,
+    private readonly start: WalUsage | undefined,
+  ) {}
+
+  static async start(url: string): Promise<WalMeter> {
+    await sleep(WAL_STATS_DELAY_MS);
+    return new WalMeter(url, await readWal(url));
+  }
+
+  async stop(): Promise<WalUsage | undefined> {
+    await sleep(WAL_STATS_DELAY_MS);
+    const end = await readWal(this.url);
+    if (!this.start || !end) return undefined;
+    return {
+      records: end.records - this.start.records,
+      bytes: end.bytes - this.start.bytes,
+      syncs: end.syncs - this.start.syncs,
+    };
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function readWal(url: string): Promise<WalUsage | undefined> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<WalUsage>(READ_WAL);
+    return rows[0];
+  } catch {
+    return undefined;
+  } finally {
+    await client.end();
+  }
+}
