@@ -33,7 +33,10 @@ export interface EndToEndRun {
   readonly sendPerSecond: number;
   /** CPU of this process and of PostgreSQL over the timed part. */
   readonly cpu: CpuUsage;
-  /** WAL of the whole server over the timed part; undefined before PostgreSQL 14. */
+  /**
+   * WAL of the whole server from the consumer's start to the producer's and consumer's close,
+   * warm-up included; undefined before PostgreSQL 14.
+   */
   readonly wal: WalUsage | undefined;
   /** Business rows after the run, and how many distinct messages they belong to. */
   readonly rows: number;
@@ -61,6 +64,9 @@ export async function measureEndToEnd(
     await createBusinessTable(db.url);
     await contender.prepare(db.url);
     const handled = new Counter();
+    // Over the whole workload, warm-up included: PostgreSQL reports a connection's WAL for sure
+    // only when it closes, so the meter spans the consumer's and producer's connections.
+    const walMeter = await WalMeter.start(db.url);
     const consumer = await contender.startConsumer(db.url, { handled: () => handled.increment() });
     const producer = await contender.startProducer(db.url);
     const expected = size.warmup + size.messages;
@@ -68,12 +74,10 @@ export async function measureEndToEnd(
     let perSecond: number;
     let sendPerSecond: number;
     let cpu: CpuUsage;
-    let walMeter: WalMeter;
     try {
       await emitRange(producer, 1, size.warmup, size.emitters);
       await handled.reach(size.warmup, timeoutMs, `${contender.label} warm-up`);
       await waitForCommittedRows(db.url, size.warmup, timeoutMs);
-      walMeter = await WalMeter.start(db.url);
       const meter = await CpuMeter.start(db.url);
       const start = nowMs();
       await emitRange(producer, size.warmup + 1, expected, size.emitters);
@@ -86,14 +90,13 @@ export async function measureEndToEnd(
       await producer.close();
       await consumer.stop();
     }
-    // After both have closed their connections, whose backends then report their WAL.
     const wal = await walMeter.stop();
     const { rows, distinct } = await countBusinessRows(db.url);
     return { perSecond, sendPerSecond, cpu, wal, rows, distinct, expected };
   });
 }
 
-/** Median WAL flushes per 1,000 timed messages, and WAL bytes per message. */
+/** Median WAL flushes per 1,000 messages, and WAL bytes per message, warm-up included. */
 export function walPerMessage(
   runs: readonly { wal: WalUsage | undefined }[],
   messages: number,
@@ -210,8 +213,8 @@ export const endToEndScenario: Scenario<EndToEndData> = {
             cpuPerMessage(c.runs, size.messages),
             cpuBusy(c.runs),
             otherLoad(c.runs),
-            walPerMessage(c.runs, size.messages).syncs,
-            walPerMessage(c.runs, size.messages).bytes,
+            walPerMessage(c.runs, size.warmup + size.messages).syncs,
+            walPerMessage(c.runs, size.warmup + size.messages).bytes,
             c.runs.every((r) => r.rows === r.expected && r.distinct === r.expected)
               ? 'yes, every run'
               : c.runs.map((r) => `${r.rows} rows/${r.distinct} distinct`).join('; '),

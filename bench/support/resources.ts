@@ -130,21 +130,28 @@ export interface WalUsage {
   readonly syncs: number;
 }
 
+/**
+ * The WAL written so far, and its flushes: in `pg_stat_wal` up to PostgreSQL 17; PostgreSQL 18
+ * moved the flushes to `pg_stat_io` (object 'wal').
+ */
 const READ_WAL = `SELECT wal_records::float8 AS records, wal_bytes::float8 AS bytes,
   wal_sync::float8 AS syncs FROM pg_stat_wal`;
+const READ_WAL_18 = `SELECT w.wal_records::float8 AS records, w.wal_bytes::float8 AS bytes,
+  (SELECT coalesce(sum(fsyncs), 0)::float8 FROM pg_stat_io WHERE object = 'wal') AS syncs
+  FROM pg_stat_wal AS w`;
 
 /**
- * How long a backend may hold WAL statistics before it reports them: PostgreSQL flushes them at
- * most once a second, and when the backend goes idle or exits (PGSTAT_MIN_INTERVAL).
+ * Time for the backends of connections just closed to exit and report their statistics. A
+ * connection that stays open reports them at most once a second, and when idle up to 10 s late
+ * (PGSTAT_MIN_INTERVAL, PGSTAT_IDLE_INTERVAL), so only closed connections count reliably.
  */
 const WAL_STATS_DELAY_MS = 1_100;
 
 /**
- * Measures `pg_stat_wal` from `start()` to `stop()`. The view is server-wide and exists from
- * PostgreSQL 14 on; on older servers `stop()` returns undefined. Backends report their WAL late,
- * so both ends wait until what ran before has been reported: call `start()` after the work
- * before it has gone idle, and `stop()` once the measured work has ended (its connections
- * closed or idle).
+ * Measures the WAL from `start()` to `stop()`. The statistics are server-wide and exist from
+ * PostgreSQL 14 on; on older servers `stop()` returns undefined. Backends report their WAL
+ * late, so start the meter once the connections of earlier work have closed, and stop it once
+ * those of the measured work have: both ends wait for exiting backends to report.
  */
 export class WalMeter {
   private constructor(
@@ -177,7 +184,11 @@ async function readWal(url: string): Promise<WalUsage | undefined> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<WalUsage>(READ_WAL);
+    const version = Number(
+      (await client.query('SHOW server_version_num')).rows[0].server_version_num,
+    );
+    if (version < 140000) return undefined;
+    const { rows } = await client.query<WalUsage>(version >= 180000 ? READ_WAL_18 : READ_WAL);
     return rows[0];
   } catch {
     return undefined;
