@@ -185,9 +185,10 @@ export const endToEndScenario: Scenario<EndToEndData> = {
         'Producer and consumer run in the same Node.js process for every contender. Every ' +
           'contender gets a fresh database per run; the order of contenders rotates between runs.',
         'Exactly once is checked after each run: business rows = distinct messages = messages sent.',
-        'WAL flushes and bytes come from `pg_stat_wal` over the timed part: server-wide, so ' +
-          'anything else the server ran meanwhile counts too. Every durable commit waits for a ' +
-          'flush; commits that arrive during one share the next.',
+        'WAL flushes and bytes come from `pg_stat_wal` (flushes from `pg_stat_io` on ' +
+          'PostgreSQL 18), per message over the whole workload, warm-up included: server-wide, ' +
+          'so anything else the server ran meanwhile counts too. Every durable commit waits for ' +
+          'a flush; commits that arrive during one share the next.',
         ...contenders.map((c) => `${c.label}: ${c.settings}. Consume: ${c.guarantee}.`),
       ],
       tables: [
