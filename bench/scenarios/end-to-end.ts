@@ -96,17 +96,17 @@ export async function measureEndToEnd(
   });
 }
 
-/** Median WAL flushes per 1,000 messages, and WAL bytes per message, warm-up included. */
+/** Median WAL flushes per 1,000 messages and WAL bytes per message, as two table cells. */
 export function walPerMessage(
   runs: readonly { wal: WalUsage | undefined }[],
   messages: number,
-): { syncs: string; bytes: string } {
+): [flushes: string, bytes: string] {
   const measured = runs.flatMap((r) => (r.wal ? [r.wal] : []));
-  if (measured.length === 0) return { syncs: 'n/a', bytes: 'n/a' };
-  return {
-    syncs: median(measured.map((w) => (w.syncs * 1000) / messages)).toFixed(0),
-    bytes: formatCount(median(measured.map((w) => w.bytes / messages))),
-  };
+  if (measured.length === 0) return ['n/a', 'n/a'];
+  return [
+    median(measured.map((w) => (w.syncs * 1000) / messages)).toFixed(0),
+    formatCount(median(measured.map((w) => w.bytes / messages))),
+  ];
 }
 
 /** Median CPU per timed message, as "Node.js + PostgreSQL". */
@@ -214,8 +214,7 @@ export const endToEndScenario: Scenario<EndToEndData> = {
             cpuPerMessage(c.runs, size.messages),
             cpuBusy(c.runs),
             otherLoad(c.runs),
-            walPerMessage(c.runs, size.warmup + size.messages).syncs,
-            walPerMessage(c.runs, size.warmup + size.messages).bytes,
+            ...walPerMessage(c.runs, size.warmup + size.messages),
             c.runs.every((r) => r.rows === r.expected && r.distinct === r.expected)
               ? 'yes, every run'
               : c.runs.map((r) => `${r.rows} rows/${r.distinct} distinct`).join('; '),
