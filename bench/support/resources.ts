@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
+import { query } from './database.js';
+import { sleep } from './harness.js';
 import { nowMs } from './stats.js';
 
 /** Clock ticks per second of /proc/<pid>/stat times; 100 on every Linux this runs on. */
@@ -156,18 +158,22 @@ const WAL_STATS_DELAY_MS = 1_100;
 export class WalMeter {
   private constructor(
     private readonly url: string,
+    /** The statement that reads this server's WAL statistics; undefined before PostgreSQL 14. */
+    private readonly read: string | undefined,
     private readonly start: WalUsage | undefined,
   ) {}
 
   static async start(url: string): Promise<WalMeter> {
     await sleep(WAL_STATS_DELAY_MS);
-    return new WalMeter(url, await readWal(url));
+    const read = await walStatement(url);
+    return new WalMeter(url, read, read ? await readWal(url, read) : undefined);
   }
 
   async stop(): Promise<WalUsage | undefined> {
+    if (!this.read || !this.start) return undefined;
     await sleep(WAL_STATS_DELAY_MS);
-    const end = await readWal(this.url);
-    if (!this.start || !end) return undefined;
+    const end = await readWal(this.url, this.read);
+    if (!end) return undefined;
     return {
       records: end.records - this.start.records,
       bytes: end.bytes - this.start.bytes,
@@ -176,23 +182,21 @@ export class WalMeter {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** The statement that reads the WAL statistics of the server at `url`, by its version. */
+async function walStatement(url: string): Promise<string | undefined> {
+  const [{ version }] = await query<{ version: number }>(
+    url,
+    "SELECT current_setting('server_version_num')::int AS version",
+  );
+  if (version < 140000) return undefined;
+  return version >= 180000 ? READ_WAL_18 : READ_WAL;
 }
 
-async function readWal(url: string): Promise<WalUsage | undefined> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
+async function readWal(url: string, read: string): Promise<WalUsage | undefined> {
   try {
-    const version = Number(
-      (await client.query('SHOW server_version_num')).rows[0].server_version_num,
-    );
-    if (version < 140000) return undefined;
-    const { rows } = await client.query<WalUsage>(version >= 180000 ? READ_WAL_18 : READ_WAL);
-    return rows[0];
+    const [usage] = await query<WalUsage>(url, read);
+    return usage;
   } catch {
     return undefined;
-  } finally {
-    await client.end();
   }
 }
