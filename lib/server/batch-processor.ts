@@ -4,7 +4,7 @@ import { BEGIN_BATCH, MESSAGE_SAVEPOINT, type MessageStatements } from '../sql/m
 import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { tracksReadyForQuery, whenAnswered } from './answered.js';
-import type { ClaimedMessage, HandleResult } from './claimed-message.js';
+import type { ClaimedBatch, ClaimedMessage, HandleResult } from './claimed-message.js';
 import {
   SettlementPolicy,
   type Handled,
@@ -13,7 +13,6 @@ import {
 } from './settlement.js';
 
 export interface BatchProcessorDeps extends SettlementPolicyDeps {
-  readonly pool: () => pg.Pool;
   readonly statements: MessageStatements;
   readonly target: string;
   /** The claim's lease: when a rolled-back batch's messages become claimable again. */
@@ -78,9 +77,9 @@ export class BatchProcessor {
     this.active.clear();
   }
 
-  async process(batch: readonly ClaimedMessage[]): Promise<void> {
+  /** Handles a claimed batch on the connection its claim ran on, and releases that connection. */
+  async process({ messages: batch, client }: ClaimedBatch): Promise<void> {
     let broken: Error | undefined;
-    const client = await this.deps.pool().connect();
     // A checked-out client whose connection dies emits 'error'; unhandled, that would end the
     // process. The failing query rejects as well, and the batch rolls back through it.
     const onError = (error: Error) => (broken ??= error);

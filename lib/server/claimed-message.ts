@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /** A row claimed for handling, as returned by the claim query. */
 export interface ClaimedMessage {
   readonly id: string;
@@ -16,6 +18,16 @@ export interface ClaimedMessage {
   readonly queued_ms: number;
   /** When the row became due, in microseconds since the epoch: where the next claim resumes. */
   readonly run_at_us: string;
+}
+
+/**
+ * A claimed batch and the connection its claim ran on, still checked out: the batch's consume
+ * transaction runs on it, so a batch costs one checkout and its BEGIN leaves the moment the
+ * claim answers. Whoever receives it releases the connection.
+ */
+export interface ClaimedBatch {
+  readonly messages: ClaimedMessage[];
+  readonly client: pg.PoolClient;
 }
 
 /** What became of one message inside the consume transaction. */

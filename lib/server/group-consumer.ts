@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { ClaimedMessage } from './claimed-message.js';
+import type { ClaimedBatch } from './claimed-message.js';
 
 /** Pause before claiming again after a failed claim (a broken pool connection, a restart). */
 const CLAIM_RETRY_MS = 1_000;
@@ -8,8 +8,9 @@ export interface GroupConsumerDeps {
   readonly group: string;
   readonly concurrency: number;
   readonly batchSize: number;
-  readonly claim: () => Promise<ClaimedMessage[]>;
-  readonly process: (batch: ClaimedMessage[]) => Promise<void>;
+  /** The next batch, or undefined when nothing is due. */
+  readonly claim: () => Promise<ClaimedBatch | undefined>;
+  readonly process: (batch: ClaimedBatch) => Promise<void>;
 }
 
 /**
@@ -74,7 +75,7 @@ export class GroupConsumer {
   private async work(): Promise<void> {
     while (!this.stopping) {
       this.woken = false;
-      let batch: ClaimedMessage[];
+      let batch: ClaimedBatch | undefined;
       try {
         batch = await this.deps.claim();
       } catch (error) {
@@ -86,11 +87,11 @@ export class GroupConsumer {
         this.retryClaimSoon();
         return;
       }
-      if (batch.length === 0) {
+      if (!batch) {
         if (this.woken) continue;
         return;
       }
-      const full = batch.length === this.deps.batchSize;
+      const full = batch.messages.length === this.deps.batchSize;
       if (full && this.workers < this.deps.concurrency) this.startWorker();
       await this.deps.process(batch);
       if (!full && !this.woken) return;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { MessageStatements } from '../sql/message.queries.js';
-import type { ClaimedMessage } from './claimed-message.js';
+import type { ClaimedBatch, ClaimedMessage } from './claimed-message.js';
 
 export interface ClaimSettings {
   readonly group: string;
@@ -35,27 +35,52 @@ export class MessageClaimer {
   ) {}
 
   /**
-   * Claims the next batch. While batches come back full, each claim resumes after the last row
-   * claimed (see `claimAfter`). Rows can land behind that point: a row's run_at is its inserting
-   * transaction's start, and transactions commit out of that order. So a resumed claim that
-   * comes back short is topped up at once by a claim from the beginning, and while claims stay
-   * full one starts from the beginning at least every FULL_CLAIM_INTERVAL_MS (or sweep interval,
-   * if shorter): a row behind the cursor waits at most that long, even during a backlog.
+   * Claims the next batch on a connection checked out for it, and returns both, or undefined
+   * (with the connection released) when nothing was due. While batches come back full, each
+   * claim resumes after the last row claimed (see `claimAfter`). Rows can land behind that
+   * point: a row's run_at is its inserting transaction's start, and transactions commit out of
+   * that order. So a resumed claim that comes back short is topped up at once by a claim from
+   * the beginning, and while claims stay full one starts from the beginning at least every
+   * FULL_CLAIM_INTERVAL_MS (or sweep interval, if shorter): a row behind the cursor waits at
+   * most that long, even during a backlog.
    */
-  async claim(): Promise<ClaimedMessage[]> {
+  async claim(): Promise<ClaimedBatch | undefined> {
+    const client = await this.pool().connect();
+    // A checked-out connection that dies emits 'error', which would end the process unhandled;
+    // the failing query rejects as well. The batch processor listens from the moment it takes
+    // the connection over, in the same turn of the event loop as this claim resolves.
+    const ignore = () => undefined;
+    client.on('error', ignore);
+    let messages: ClaimedMessage[];
+    try {
+      messages = await this.claimOn(client);
+    } catch (error) {
+      // A connection whose claim failed may be broken: discard it rather than reuse it.
+      client.release(error as Error);
+      throw error;
+    } finally {
+      client.off('error', ignore);
+    }
+    if (messages.length === 0) {
+      client.release();
+      return undefined;
+    }
+    return { messages, client };
+  }
+
+  private async claimOn(client: pg.PoolClient): Promise<ClaimedMessage[]> {
     const { group, batchSize, leaseMs, sweepIntervalMs } = this.settings;
-    const pool = this.pool();
     const now = Date.now();
     const cursor = now < this.fullClaimDueAt ? this.claimCursor : undefined;
     let rows: ClaimedMessage[] = [];
     if (cursor) {
-      ({ rows } = await pool.query<ClaimedMessage>(
+      ({ rows } = await client.query<ClaimedMessage>(
         this.statements.claimAfter([group, batchSize, leaseMs, cursor.runAtUs, cursor.id]),
       ));
     }
     if (rows.length < batchSize) {
       this.fullClaimDueAt = now + Math.min(sweepIntervalMs, FULL_CLAIM_INTERVAL_MS);
-      const more = await pool.query<ClaimedMessage>(
+      const more = await client.query<ClaimedMessage>(
         this.statements.claim([group, batchSize - rows.length, leaseMs]),
       );
       rows = rows.concat(more.rows);

@@ -91,7 +91,6 @@ export class ServerPostgres
       withProcessingHooks: (context, run) => this.withProcessingHooks(context, run),
     });
     const processor = (this.processor = new BatchProcessor({
-      pool: connection.pool,
       statements: this.statements,
       group: this.options.group,
       target: connection.target,

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { Controller, type INestMicroservice, type Type } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import {
@@ -61,7 +62,7 @@ interface Rig {
   statuses: StatusLog;
 }
 
-describe('ServerPostgres when its LISTEN connection fails', () => {
+describe('ServerPostgres when its connections fail', () => {
   let db: TestDatabase;
   const closer = new Closer();
 
@@ -214,6 +215,53 @@ describe('ServerPostgres when its LISTEN connection fails', () => {
     expect(row).toEqual({ attempt: 2 });
     expect(await handledCounts(db.url, 'stuck')).toEqual({ n: 1, distinct: 1 });
     expect(rig.server.unwrap().listener?.status.state).toBe(ListenerState.Connected);
+
+    await closer.closeAll();
+    await expectNothingLeft(before, db.url, db.name);
+  });
+
+  // The claim runs on the connection the batch then uses, checked out from the pool. A
+  // checked-out connection that is reset emits 'error', which would end the process were nobody
+  // listening for it.
+  it('survives the reset of a claim connection while the claim waits, and claims again', async () => {
+    const before = activeHandles();
+    const poolProxy = await TcpProxy.start({ target: { port: Number(new URL(db.url).port) } });
+    closer.add(poolProxy, (p) => p.close());
+    const { app } = await startServer(poolProxy.urlFor(db.url), [JobController], {
+      group: 'claim-cut',
+      listenConnectionString: db.url,
+      sweepIntervalMs: 100,
+      leaseMs: 1_000,
+    });
+    closer.add(app, (a) => a.close());
+    const client = closer.add(await startClient(db.url), (c) => c.close());
+    await emitAll(client, JOB_PATTERN, keysOf('warm-claim-cut', 1));
+    await handled('warm-claim-cut', 1);
+
+    // SHARE mode lets readers through but holds every UPDATE, so the next sweep's claim waits.
+    const locker = closer.add(new pg.Client(db.url), (c) => c.end());
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE nestjs_transport.messages IN SHARE MODE');
+    await waitFor(
+      async () =>
+        (
+          await query(
+            db.url,
+            `SELECT 1 FROM pg_stat_activity
+             WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%WITH next AS%'`,
+            [db.name],
+          )
+        ).length > 0,
+      { message: 'a claim waiting for the lock' },
+    );
+    // Its INSERT waits for the lock as well.
+    const sent = emitAll(client, JOB_PATTERN, keysOf('claim-cut', 1));
+    poolProxy.cutAll();
+    await locker.query('COMMIT');
+    await sent;
+
+    expect(await handled('claim-cut', 1)).toEqual({ n: 1, distinct: 1 });
 
     await closer.closeAll();
     await expectNothingLeft(before, db.url, db.name);
