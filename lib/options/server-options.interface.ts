@@ -25,7 +25,10 @@ export interface ServerPostgresOptions extends PostgresConnectionOptions {
   leaseMs?: number;
   /** Interval of the fallback sweep that catches anything a wake-up missed. Default 5000 ms. */
   sweepIntervalMs?: number;
-  /** How long `close()` lets in-flight handlers finish. Default 10000 ms. */
+  /**
+   * How long `close()` lets in-flight handlers and claims finish before ending their
+   * connections (their messages return after the lease). Default 10000 ms.
+   */
   shutdownTimeoutMs?: number;
   serializer?: ConsumerSerializer;
   deserializer?: ConsumerDeserializer;

@@ -5,6 +5,7 @@ import { ActiveTransaction, runInTransaction } from '../transaction/active-trans
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { tracksReadyForQuery, whenAnswered } from './answered.js';
 import type { ClaimedBatch, ClaimedMessage, HandleResult } from './claimed-message.js';
+import type { ConsumeConnections } from './consume-connections.js';
 import {
   SettlementPolicy,
   type Handled,
@@ -13,6 +14,8 @@ import {
 } from './settlement.js';
 
 export interface BatchProcessorDeps extends SettlementPolicyDeps {
+  /** Where the batch's connection, checked out by its claim, is returned. */
+  readonly connections: ConsumeConnections;
   readonly statements: MessageStatements;
   readonly target: string;
   /** The claim's lease: when a rolled-back batch's messages become claimable again. */
@@ -58,23 +61,12 @@ const ISOLATED_BATCHES_AFTER_FAILURE = 16;
  */
 export class BatchProcessor {
   private readonly logger = new Logger('ServerPostgres');
-  /** Connections of the batches in flight, so a shutdown past its timeout can cut them. */
-  private readonly active = new Set<pg.PoolClient>();
   /** Batches left that use savepoints from the start, counted down from the last failure. */
   private isolatedBatches = 0;
   private readonly settlements: SettlementPolicy;
 
   constructor(private readonly deps: BatchProcessorDeps) {
     this.settlements = new SettlementPolicy(deps);
-  }
-
-  /**
-   * Ends the connections of batches still in flight. Their transactions roll back on the server,
-   * so their messages come back after the lease; the handlers' next queries fail.
-   */
-  abort(): void {
-    for (const client of this.active) client.release(new Error('ServerPostgres shut down'));
-    this.active.clear();
   }
 
   /** Handles a claimed batch on the connection its claim ran on, and releases that connection. */
@@ -84,7 +76,6 @@ export class BatchProcessor {
     // process. The failing query rejects as well, and the batch rolls back through it.
     const onError = (error: Error) => (broken ??= error);
     client.on('error', onError);
-    this.active.add(client);
     try {
       const outcome = await this.run(client, batch, this.startIsolated(client, batch));
       if (outcome !== 'committed') {
@@ -103,7 +94,7 @@ export class BatchProcessor {
     } finally {
       client.off('error', onError);
       // A connection that failed mid-transaction is discarded rather than reused.
-      if (this.active.delete(client)) client.release(broken);
+      this.deps.connections.release(client, broken);
     }
   }
 

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { MessageStatements } from '../sql/message.queries.js';
 import type { ClaimedBatch, ClaimedMessage } from './claimed-message.js';
+import type { ConsumeConnections } from './consume-connections.js';
 
 export interface ClaimSettings {
   readonly group: string;
@@ -30,6 +31,7 @@ export class MessageClaimer {
 
   constructor(
     private readonly pool: () => pg.Pool,
+    private readonly connections: ConsumeConnections,
     private readonly statements: MessageStatements,
     private readonly settings: ClaimSettings,
   ) {}
@@ -46,6 +48,7 @@ export class MessageClaimer {
    */
   async claim(): Promise<ClaimedBatch | undefined> {
     const client = await this.pool().connect();
+    this.connections.add(client);
     // A checked-out connection that dies emits 'error', which would end the process unhandled;
     // the failing query rejects as well. The batch processor listens from the moment it takes
     // the connection over, in the same turn of the event loop as this claim resolves.
@@ -56,13 +59,13 @@ export class MessageClaimer {
       messages = await this.claimOn(client);
     } catch (error) {
       // A connection whose claim failed may be broken: discard it rather than reuse it.
-      client.release(error as Error);
+      this.connections.release(client, error as Error);
       throw error;
     } finally {
       client.off('error', ignore);
     }
     if (messages.length === 0) {
-      client.release();
+      this.connections.release(client);
       return undefined;
     }
     return { messages, client };

@@ -25,6 +25,7 @@ import {
 } from '../sql/message.queries.js';
 import { decodeHints, WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { BatchProcessor } from './batch-processor.js';
+import { ConsumeConnections } from './consume-connections.js';
 import { GroupConsumer } from './group-consumer.js';
 import { MessageClaimer } from './message-claimer.js';
 import { MessageDispatcher } from './message-dispatcher.js';
@@ -49,7 +50,8 @@ export class ServerPostgres
   private readonly statements: MessageStatements;
   private readonly notifier: WakeupNotifier;
   private readonly consumer: GroupConsumer;
-  private readonly processor: BatchProcessor;
+  /** Connections the claims and batches have checked out, ended by a shutdown that times out. */
+  private readonly connections: ConsumeConnections;
   private readonly listeners = new Map<
     keyof PostgresServerEvents,
     Set<(...args: never[]) => void>
@@ -90,7 +92,9 @@ export class ServerPostgres
       toObservable: (result) => this.transformToObservable(result),
       withProcessingHooks: (context, run) => this.withProcessingHooks(context, run),
     });
-    const processor = (this.processor = new BatchProcessor({
+    const connections = (this.connections = new ConsumeConnections());
+    const processor = new BatchProcessor({
+      connections,
       statements: this.statements,
       group: this.options.group,
       target: connection.target,
@@ -103,8 +107,8 @@ export class ServerPostgres
       onDeadLetter: (event) => this.emitEvent('deadLetter', event),
       onRetryScheduled: (delayMs) => this.wakeAfter(delayMs),
       onOutcome: (outcome) => this.record(outcome),
-    }));
-    const claimer = new MessageClaimer(connection.pool, this.statements, this.options);
+    });
+    const claimer = new MessageClaimer(connection.pool, connections, this.statements, this.options);
     this.consumer = new GroupConsumer({
       group: this.options.group,
       concurrency: this.options.concurrency,
@@ -250,10 +254,10 @@ export class ServerPostgres
     const finished = await this.consumer.stop(this.options.shutdownTimeoutMs);
     if (!finished) {
       this.logger.warn(
-        `In-flight handlers did not finish within ${this.options.shutdownTimeoutMs} ms; their ` +
-          `transactions are rolled back and their messages return after the lease`,
+        `In-flight handlers or claims did not finish within ${this.options.shutdownTimeoutMs} ` +
+          'ms; their transactions are rolled back and their messages return after the lease',
       );
-      this.processor.abort();
+      this.connections.abort('ServerPostgres shut down');
     }
     await this.notifier.drain();
     await this.lease?.release();

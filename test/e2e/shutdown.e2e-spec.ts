@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import pg from 'pg';
 import { lastValueFrom } from 'rxjs';
 import { POSTGRES_TRANSPORT, PostgresContext } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { activeHandles, expectNothingLeft } from '../helpers/leaks.js';
 import { query, startClient, startServer } from '../helpers/transport.js';
 import { sleep, waitFor } from '../helpers/wait-for.js';
 
@@ -19,13 +21,6 @@ class SlowController {
     await ctx.query('INSERT INTO done (key) VALUES ($1)', [job.key]);
     finished.push(job.key);
   }
-}
-
-/** Sockets and timers alive in this process, by kind. */
-function handles(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1;
-  return { sockets: counts.TCPSocketWrap ?? 0, timers: counts.Timeout ?? 0 };
 }
 
 async function ourConnections(db: TestDatabase): Promise<number> {
@@ -51,8 +46,7 @@ describe('shutdown', () => {
   });
 
   it('lets an in-flight handler finish, then leaves no connection, socket or timer', async () => {
-    await sleep(50);
-    const before = handles();
+    const before = activeHandles();
     const { app } = await startServer(db.url, [SlowController], { group: 'slow' });
     const client = await startClient(db.url);
     await lastValueFrom(client.emit('slow', { key: 'a', ms: 400 }));
@@ -66,9 +60,7 @@ describe('shutdown', () => {
       "SELECT consumed_at IS NOT NULL AS consumed FROM nestjs_transport.messages WHERE payload->'data'->>'key' = 'a'",
     );
     expect(message.consumed).toBe(true);
-    await waitFor(async () => (await ourConnections(db)) === 0, { message: 'connections closed' });
-    await sleep(50);
-    expect(handles()).toEqual(before);
+    await expectNothingLeft(before, db.url, db.name);
   });
 
   it('cuts a handler that outlives shutdownTimeoutMs; its message comes back', async () => {
@@ -99,5 +91,46 @@ describe('shutdown', () => {
     );
     await client.close();
     await next.app.close();
+  });
+
+  // A claim waits on a table lock that someone else holds (a migration's ALTER TABLE, a manual
+  // LOCK): shutdown must not wait for it beyond shutdownTimeoutMs.
+  it('ends a claim still waiting past shutdownTimeoutMs, and leaves no connection', async () => {
+    const { app } = await startServer(db.url, [SlowController], {
+      group: 'slow',
+      sweepIntervalMs: 100,
+      shutdownTimeoutMs: 200,
+    });
+    const locker = new pg.Client(db.url);
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE nestjs_transport.messages IN SHARE MODE');
+      await waitFor(
+        async () =>
+          (
+            await query(
+              db.url,
+              `SELECT 1 FROM pg_stat_activity
+               WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%WITH next AS%'`,
+              [db.name],
+            )
+          ).length > 0,
+        { message: 'a claim waiting for the lock' },
+      );
+      const closing = app.close();
+      const closedInTime = await Promise.race([
+        closing.then(() => true),
+        sleep(2_000).then(() => false),
+      ]);
+      expect(closedInTime).toBe(true);
+      // The claim's backend notices its client is gone once the lock lets it run.
+      await locker.query('COMMIT');
+      await waitFor(async () => (await ourConnections(db)) === 0, {
+        message: 'connections closed',
+      });
+    } finally {
+      await locker.end();
+    }
   });
 });
