@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
-import pg from 'pg';
 import { lastValueFrom } from 'rxjs';
 import { POSTGRES_TRANSPORT, PostgresContext } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { holdClaimOnLock } from '../helpers/fault-harness.js';
 import { activeHandles, expectNothingLeft } from '../helpers/leaks.js';
 import { query, startClient, startServer } from '../helpers/transport.js';
 import { sleep, waitFor } from '../helpers/wait-for.js';
@@ -101,23 +101,8 @@ describe('shutdown', () => {
       sweepIntervalMs: 100,
       shutdownTimeoutMs: 200,
     });
-    const locker = new pg.Client(db.url);
-    await locker.connect();
+    const locker = await holdClaimOnLock(db.url, db.name);
     try {
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE nestjs_transport.messages IN SHARE MODE');
-      await waitFor(
-        async () =>
-          (
-            await query(
-              db.url,
-              `SELECT 1 FROM pg_stat_activity
-               WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%WITH next AS%'`,
-              [db.name],
-            )
-          ).length > 0,
-        { message: 'a claim waiting for the lock' },
-      );
       const closing = app.close();
       const closedInTime = await Promise.race([
         closing.then(() => true),

@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
 import { Controller, type INestMicroservice, type Type } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import {
@@ -16,6 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import {
   CREATE_HANDLED_TABLE,
   emitAll,
+  holdClaimOnLock,
   handledCounts,
   JOB_PATTERN,
   JobController,
@@ -238,23 +238,8 @@ describe('ServerPostgres when its connections fail', () => {
     await emitAll(client, JOB_PATTERN, keysOf('warm-claim-cut', 1));
     await handled('warm-claim-cut', 1);
 
-    // SHARE mode lets readers through but holds every UPDATE, so the next sweep's claim waits.
-    const locker = closer.add(new pg.Client(db.url), (c) => c.end());
-    await locker.connect();
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE nestjs_transport.messages IN SHARE MODE');
-    await waitFor(
-      async () =>
-        (
-          await query(
-            db.url,
-            `SELECT 1 FROM pg_stat_activity
-             WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%WITH next AS%'`,
-            [db.name],
-          )
-        ).length > 0,
-      { message: 'a claim waiting for the lock' },
-    );
+    // The next sweep's claim waits for the lock.
+    const locker = closer.add(await holdClaimOnLock(db.url, db.name), (c) => c.end());
     // Its INSERT waits for the lock as well.
     const sent = emitAll(client, JOB_PATTERN, keysOf('claim-cut', 1));
     poolProxy.cutAll();

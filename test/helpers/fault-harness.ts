@@ -1,5 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, Payload, type ClientProxy } from '@nestjs/microservices';
+import pg from 'pg';
 import { lastValueFrom } from 'rxjs';
 import {
   POSTGRES_TRANSPORT,
@@ -8,6 +9,7 @@ import {
   type ServerPostgres,
 } from '../../lib/index.js';
 import { query } from './transport.js';
+import { waitFor } from './wait-for.js';
 
 /**
  * The business table of the fault tests. No unique constraint on purpose: a message handled
@@ -106,5 +108,35 @@ export class StatusLog {
 
   get last(): PostgresStatus | undefined {
     return this.entries.at(-1)?.status;
+  }
+}
+
+/**
+ * Opens a transaction holding the messages table in SHARE mode, which lets readers through but
+ * holds every UPDATE and INSERT, and waits until one of the consumers' claims on `database` is
+ * waiting for it. COMMIT on the returned client (or end it) lets the claim go on.
+ */
+export async function holdClaimOnLock(url: string, database: string): Promise<pg.Client> {
+  const locker = new pg.Client(url);
+  await locker.connect();
+  try {
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE nestjs_transport.messages IN SHARE MODE');
+    await waitFor(
+      async () =>
+        (
+          await query(
+            url,
+            `SELECT 1 FROM pg_stat_activity
+             WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%WITH next AS%'`,
+            [database],
+          )
+        ).length > 0,
+      { message: 'a claim waiting for the lock' },
+    );
+    return locker;
+  } catch (error) {
+    await locker.end();
+    throw error;
   }
 }
