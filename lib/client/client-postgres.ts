@@ -78,7 +78,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     this.initializeDeserializer(options);
   }
 
-  /** Migrates (unless turned off) and starts listening for replies. Idempotent. */
+  /** Migrates (unless turned off). Idempotent. The first `send` starts listening for replies. */
   connect(): Promise<void> {
     this.connection ??= this.open().catch((error) => {
       this.connection = undefined;
@@ -208,6 +208,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       return () => undefined;
     }
     const id = withId.id;
+    this.listenForReplies();
     this.inbox.expect(id, pattern, this.options.replyTimeoutMs, callback);
     // A request always commits on its own: its reply can only come after the commit.
     this.options.connection
@@ -235,7 +236,22 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
   private async open(): Promise<void> {
     const { connection } = this.options;
     if (connection.migrationsRun) await ensureMigrated(connection.pool(), connection.schemaName);
-    this.lease ??= acquireListener(connection.listener);
+    // Emits need no LISTEN connection, so until the first request the client is connected once
+    // its schema is ready; see listenForReplies.
+    if (!this.lease) this._status$.next(PostgresStatus.CONNECTED);
+  }
+
+  /**
+   * Starts listening for this client's replies, at its first request. A client that only emits
+   * then LISTENs on nothing and receives none of the wake-ups sent on the channel, which carries
+   * every group's. From then on the client's status follows the shared LISTEN
+   * connection. A reply that lands before the LISTEN is answered is read once it is (the inbox
+   * drains on every ready), or by the inbox's poll.
+   */
+  private listenForReplies(): void {
+    if (this.lease) return;
+    const { connection } = this.options;
+    this.lease = acquireListener(connection.listener);
     const { listener } = this.lease;
     this.subscriptions.add(this.inbox.listen(listener, connection.channel));
     this.subscriptions.add(

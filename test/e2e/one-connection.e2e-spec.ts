@@ -9,6 +9,7 @@ import {
   POSTGRES_TRANSPORT,
   PostgresContext,
   PostgresListener,
+  PostgresStatus,
   PostgresTransport,
   PostgresTransportModule,
   ServerPostgres,
@@ -170,6 +171,41 @@ describe('one LISTEN connection per process', () => {
 
     await closer.closeAll();
     expect(listener.status.state).toBe(ListenerState.Closed);
+    await expectNothingLeft(before, db.url, db.name);
+  });
+
+  // Every process with a client would otherwise receive every wake-up sent on the channel.
+  it('opens no LISTEN session for a client that only emits; its first send opens one', async () => {
+    const before = activeHandles();
+    const client = closer.add(await startClient(db.url), (c) => c.close());
+    expect(await firstValueFrom(client.status)).toBe(PostgresStatus.CONNECTED);
+    // A group that subscribes to the pattern, so that the emits write rows and send wake-ups.
+    await query(
+      db.url,
+      `INSERT INTO nestjs_transport.subscriptions (pattern, kind, group_name)
+       VALUES ('emit.only', 'event', 'emit-only-group') ON CONFLICT DO NOTHING`,
+    );
+    for (let i = 0; i < 5; i++) {
+      const result = await lastValueFrom(client.emit('emit.only', { key: `emit-only-${i}` }));
+      expect(result).toEqual({ recipients: ['emit-only-group'] });
+    }
+    expect(await listenSessions()).toEqual([]);
+
+    // No group serves this request, so it fails at once; the client listens from now on.
+    await expect(lastValueFrom(client.send('nobody.serves', {}))).rejects.toBeDefined();
+    const [session] = await waitFor(
+      async () => {
+        const sessions = await listenSessions();
+        return sessions.length === 1 ? sessions : undefined;
+      },
+      { message: 'the LISTEN session of the first send' },
+    );
+    expect(session.application_name).toBe(LISTENER_APPLICATION_NAME);
+    await waitFor(async () => (await firstValueFrom(client.status)) === PostgresStatus.CONNECTED, {
+      message: 'the client to report its LISTEN connection connected',
+    });
+
+    await closer.closeAll();
     await expectNothingLeft(before, db.url, db.name);
   });
 });
