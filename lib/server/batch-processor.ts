@@ -71,11 +71,8 @@ export class BatchProcessor {
 
   /** Handles a claimed batch on the connection its claim ran on, and releases that connection. */
   async process({ messages: batch, client }: ClaimedBatch): Promise<void> {
+    // The failing query of a connection that dies rejects, and the batch rolls back through it.
     let broken: Error | undefined;
-    // A checked-out client whose connection dies emits 'error'; unhandled, that would end the
-    // process. The failing query rejects as well, and the batch rolls back through it.
-    const onError = (error: Error) => (broken ??= error);
-    client.on('error', onError);
     try {
       const outcome = await this.run(client, batch, this.startIsolated(client, batch));
       if (outcome !== 'committed') {
@@ -92,7 +89,6 @@ export class BatchProcessor {
       );
       this.deps.onRetryScheduled(this.deps.leaseMs);
     } finally {
-      client.off('error', onError);
       // A connection that failed mid-transaction is discarded rather than reused.
       this.deps.connections.release(client, broken);
     }

@@ -23,7 +23,7 @@ export interface ClaimedMessage {
 /**
  * A claimed batch and the connection its claim ran on, still checked out: the batch's consume
  * transaction runs on it, so a batch costs one checkout and its BEGIN leaves the moment the
- * claim answers. Whoever receives it releases the connection.
+ * claim answers. Whoever receives it releases the connection through ConsumeConnections.
  */
 export interface ClaimedBatch {
   readonly messages: ClaimedMessage[];

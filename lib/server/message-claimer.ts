@@ -49,11 +49,6 @@ export class MessageClaimer {
   async claim(): Promise<ClaimedBatch | undefined> {
     const client = await this.pool().connect();
     this.connections.add(client);
-    // A checked-out connection that dies emits 'error', which would end the process unhandled;
-    // the failing query rejects as well. The batch processor listens from the moment it takes
-    // the connection over, in the same turn of the event loop as this claim resolves.
-    const ignore = () => undefined;
-    client.on('error', ignore);
     let messages: ClaimedMessage[];
     try {
       messages = await this.claimOn(client);
@@ -61,8 +56,6 @@ export class MessageClaimer {
       // A connection whose claim failed may be broken: discard it rather than reuse it.
       this.connections.release(client, error as Error);
       throw error;
-    } finally {
-      client.off('error', ignore);
     }
     if (messages.length === 0) {
       this.connections.release(client);
