@@ -148,7 +148,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     const transaction = this.joinableTransaction();
     let recipients: string[];
     if (transaction) {
-      const write = transaction.client
+      const write = transaction
         .query<{ recipient: string }>(
           this.statements.insertEvent([message.pattern, message.idempotencyKey, message.payload]),
         )

@@ -28,7 +28,10 @@ const REFUSING_STATES: ReadonlySet<string> = new Set([
   SqlState.InvalidSqlStatementName,
 ]);
 
-type Queryable = Pick<pg.ClientBase, 'query'> | Pick<pg.Pool, 'query'>;
+/** A pool, a client, or the library's transaction: each runs a query config. */
+interface Queryable {
+  query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>>;
+}
 
 /**
  * The handlers' and services' own SQL, sent through `PostgresContext.query` and
@@ -56,7 +59,7 @@ export class UserStatements {
     values: unknown[] | undefined,
   ): Promise<pg.QueryResult<R>> {
     const name = values === undefined ? undefined : this.nameOf(text);
-    if (name === undefined) return target.query<R>(text, values);
+    if (name === undefined) return target.query<R>({ text, values });
     return target.query<R>({ name, text, values }).catch((error: unknown) => {
       const state = sqlStateOf(error);
       if (state !== undefined && REFUSING_STATES.has(state)) this.names.set(text, null);
@@ -91,5 +94,5 @@ export function runUserQuery<R extends pg.QueryResultRow>(
   values: unknown[] | undefined,
   prepared: boolean,
 ): Promise<pg.QueryResult<R>> {
-  return prepared ? shared.query<R>(target, text, values) : target.query<R>(text, values);
+  return prepared ? shared.query<R>(target, text, values) : target.query<R>({ text, values });
 }

@@ -13,7 +13,7 @@ export class ActiveTransaction {
 
   constructor(
     /** The connection holding the open transaction. */
-    readonly client: pg.ClientBase,
+    protected readonly connection: pg.ClientBase,
     /** host:port/database of that connection: only clients on the same database join. */
     readonly target: string,
     /**
@@ -22,6 +22,16 @@ export class ActiveTransaction {
      */
     readonly ownsCommit = true,
   ) {}
+
+  /** The connection of the transaction, for code that sends its own queries on it. */
+  get client(): pg.ClientBase {
+    return this.connection;
+  }
+
+  /** Runs a query in the transaction. */
+  query<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    return this.connection.query<R>(config);
+  }
 
   /** Runs `callback` once the transaction has committed; dropped on rollback. */
   afterCommit(callback: () => void): void {

@@ -42,12 +42,17 @@ export class PostgresTransactionHost {
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return runUserQuery<R>(this.client, text, values, this.preparedStatements);
+    return runUserQuery<R>(
+      currentTransaction() ?? this.pool,
+      text,
+      values,
+      this.preparedStatements,
+    );
   }
 
   /** Opens a transaction on the pool that the caller commits or rolls back. */
   begin(): Promise<PoolTransaction> {
-    return PoolTransaction.begin(this.pool);
+    return PoolTransaction.begin(this.pool, { deferBegin: this.preparedStatements });
   }
 
   /**
