@@ -313,7 +313,9 @@ export const atomicPublishScenario: Scenario<AtomicPublishData> = {
           'business, INSERT of the message row, `COMMIT`; the NOTIFY baseline adds ' +
           '`SELECT pg_notify(...)` before `COMMIT`; ours runs `host.query(INSERT business)` and ' +
           '`client.emit(...)` inside `host.run`. Ours sends its wake-up NOTIFY after the commit, ' +
-          "coalesced, from a separate connection. Between them, the library's SQL without the " +
+          'coalesced, from a separate connection, and its BEGIN with its first statement (one ' +
+          'round trip fewer than the baselines, which send BEGIN on its own as code on bare `pg` ' +
+          "does). Between them, the library's SQL without the " +
           "library: bare `pg` sends the same transaction with the library's prepared emit " +
           'statement (`INSERT … SELECT` from the subscriptions, `ON CONFLICT DO NOTHING`, ' +
           '`RETURNING` the groups) in place of the plain INSERT, and no NOTIFY.',

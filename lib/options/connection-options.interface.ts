@@ -19,8 +19,10 @@ export interface PostgresConnectionOptions {
   /** Apply pending migrations on start-up. Default `true`; turn off if you run `migrate()` yourself. */
   migrationsRun?: boolean;
   /**
-   * Run the hot statements as named prepared statements, parsed and planned once per connection.
-   * Default `true`; set `false` behind PgBouncer in transaction mode older than 1.21.
+   * Run the hot statements as named prepared statements, parsed and planned once per connection,
+   * and send the BEGIN of the transactions the library opens with their first statement (BEGIN
+   * is one of those statements). Default `true`; set `false` behind PgBouncer in transaction mode
+   * older than 1.21.
    */
   preparedStatements?: boolean;
   /**
