@@ -157,4 +157,38 @@ describe('PostgresTransactionHost: BEGIN leaves with the first statement', () =>
     await host.run(() => host.query(INSERT, [4]));
     expect(await itemIds(db.url)).toEqual([1, 4]);
   });
+  it('rolls back when the connection is cut after the statement that carried BEGIN', async () => {
+    await host.run(() => host.query(INSERT, [1]));
+    await expect(
+      host.run(async () => {
+        await host.query(INSERT, [2]);
+        const { rows } = await host.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await query(db.url, 'SELECT pg_terminate_backend($1)', [rows[0].pid]);
+        await host.query(INSERT, [3]);
+      }),
+    ).rejects.toThrow();
+    expect(await itemIds(db.url)).toEqual([1]);
+    await host.run(() => host.query(INSERT, [4]));
+    expect(await itemIds(db.url)).toEqual([1, 4]);
+  });
+
+  it('fails the transaction whose idle connection was cut before its first statement, then recovers', async () => {
+    await host.run(() => host.query(INSERT, [1]));
+    await query(
+      db.url,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    // The pool may notice the cut first and open a new connection; either way nothing is half done.
+    await host
+      .run(async () => {
+        await host.query(INSERT, [2]);
+        await host.query(INSERT, [3]);
+      })
+      .catch(() => undefined);
+    const ids = await itemIds(db.url);
+    expect([[1], [1, 2, 3]]).toContainEqual(ids);
+    await host.run(() => host.query(INSERT, [4]));
+    expect(await itemIds(db.url)).toEqual([...ids, 4]);
+  });
 });
