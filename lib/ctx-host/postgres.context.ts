@@ -20,6 +20,11 @@ export interface PostgresMessageInfo {
 
 type PostgresContextArgs = [PostgresMessageInfo];
 
+/** Runs a query config in a transaction (the library's consume transaction). */
+interface TransactionQueries {
+  query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>>;
+}
+
 /** The context of a `ServerPostgres` handler: `@Ctx() ctx: PostgresContext`. */
 export class PostgresContext extends BaseRpcContext<PostgresContextArgs> {
   /**
@@ -29,6 +34,8 @@ export class PostgresContext extends BaseRpcContext<PostgresContextArgs> {
   constructor(
     args: PostgresContextArgs,
     private readonly preparedStatements = true,
+    /** Where `query` runs, when not on `client` itself: the consume transaction. */
+    private readonly transaction?: TransactionQueries,
   ) {
     super(args);
   }
@@ -79,6 +86,11 @@ export class PostgresContext extends BaseRpcContext<PostgresContextArgs> {
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return runUserQuery<R>(this.args[0].client, text, values, this.preparedStatements);
+    return runUserQuery<R>(
+      this.transaction ?? this.args[0].client,
+      text,
+      values,
+      this.preparedStatements,
+    );
   }
 }

@@ -21,6 +21,11 @@ export interface BatchProcessorDeps extends SettlementPolicyDeps {
   /** The claim's lease: when a rolled-back batch's messages become claimable again. */
   readonly leaseMs: number;
   readonly notifier: WakeupNotifier;
+  /**
+   * Send the BEGIN of a batch without savepoints with its first statement (prepared statements
+   * on): see ActiveTransaction.
+   */
+  readonly deferBegin: boolean;
   /** Runs the handler of one message inside the consume transaction. */
   readonly handle: (
     message: ClaimedMessage,
@@ -76,7 +81,6 @@ export class BatchProcessor {
     try {
       const outcome = await this.run(client, batch, this.startIsolated(client, batch));
       if (outcome !== 'committed') {
-        await client.query('ROLLBACK');
         this.isolatedBatches = ISOLATED_BATCHES_AFTER_FAILURE;
         await this.run(client, batch, true, outcome.failed);
       }
@@ -119,10 +123,13 @@ export class BatchProcessor {
     isolated: boolean,
     known?: Replay['failed'],
   ): Promise<'committed' | Replay> {
-    const transaction = new ActiveTransaction(client, this.deps.target);
-    // Not awaited: the handler's first query queues behind BEGIN on this connection, so the
-    // handler starts one round trip sooner. A failed BEGIN fails that query, or the settle.
-    const begun = client.query(isolated ? BEGIN_BATCH : 'BEGIN');
+    // Without savepoints, BEGIN leaves with the batch's first statement (a handler's query, a
+    // reply or the settle). Otherwise it is not awaited: the handler's first query queues
+    // behind it on this connection, so the handler starts one round trip sooner. A failed
+    // BEGIN fails that query, or the settle.
+    const deferred = !isolated && this.deps.deferBegin;
+    const transaction = new ActiveTransaction(client, this.deps.target, true, deferred);
+    const begun = deferred ? Promise.resolve() : client.query(isolated ? BEGIN_BATCH : 'BEGIN');
     begun.catch(() => undefined);
     try {
       const settlements: Settlement[] = [];
@@ -140,6 +147,7 @@ export class BatchProcessor {
           handled = { result, durationMs: performance.now() - started };
           if (result.rollback) {
             transaction.rolledBack();
+            if (transaction.begun) await client.query('ROLLBACK');
             return { replay: true, failed: { id: message.id, ...handled } };
           }
         }
@@ -149,7 +157,7 @@ export class BatchProcessor {
         }
       }
       await begun;
-      const settled = await client.query(
+      const settled = await transaction.query(
         this.deps.statements.settle([
           settlements.map((s) => s.id),
           settlements.map((s) => s.outcome),
@@ -191,13 +199,15 @@ export class BatchProcessor {
     }
     try {
       await transaction.settled();
-      if (result.reply !== undefined) await this.writeReply(client, message, result.reply);
+      if (result.reply !== undefined) await this.writeReply(transaction, message, result.reply);
     } catch (error) {
       return abortedBy((error as Error).message);
     }
+    await begun;
+    // Nothing has been sent in this transaction yet: there is nothing to check.
+    if (!transaction.begun) return result;
     // Once every statement of this message has answered, 'E' means one failed and the handler
     // carried on regardless.
-    await begun;
     await whenAnswered(client);
     const status = client.getTransactionStatus();
     if (status === 'E') return abortedBy('a statement failed and the handler went on');
@@ -225,7 +235,7 @@ export class BatchProcessor {
     if (!result.rollback) {
       try {
         await transaction.settled();
-        if (result.reply !== undefined) await this.writeReply(client, message, result.reply);
+        if (result.reply !== undefined) await this.writeReply(transaction, message, result.reply);
         await client.query(NEXT_SAVEPOINT);
         return result;
       } catch (error) {
@@ -237,7 +247,7 @@ export class BatchProcessor {
     // Undoes the handler's writes; the savepoint stays open and clean.
     await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
     if (result.reply !== undefined) {
-      await this.writeReply(client, message, result.reply);
+      await this.writeReply(transaction, message, result.reply);
       await client.query(NEXT_SAVEPOINT);
     }
     return result;
@@ -253,9 +263,13 @@ export class BatchProcessor {
   }
 
   /** Writes a request's reply in the consume transaction. */
-  async writeReply(client: pg.ClientBase, message: ClaimedMessage, reply: unknown): Promise<void> {
+  async writeReply(
+    transaction: ActiveTransaction,
+    message: ClaimedMessage,
+    reply: unknown,
+  ): Promise<void> {
     if (!message.reply_to || !message.correlation_id) return;
-    await client.query(
+    await transaction.query(
       this.deps.statements.insertReply([
         message.reply_to,
         message.pattern,

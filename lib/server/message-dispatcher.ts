@@ -78,10 +78,14 @@ export class MessageDispatcher {
           group: this.deps.group,
           idempotencyKey: message.idempotency_key,
           createdAt: message.created_at,
-          client: transaction.client,
+          // Read when used: taking the connection queues a deferred BEGIN ahead of it.
+          get client() {
+            return transaction.client;
+          },
         },
       ],
       this.deps.preparedStatements,
+      transaction,
     );
     return message.kind === 'event'
       ? this.runEvent(handler, packet.data, context)

@@ -103,6 +103,7 @@ export class ServerPostgres
       retryDelayMs: this.options.retryDelayMs,
       maxRetryDelayMs: this.options.maxRetryDelayMs,
       notifier: this.notifier,
+      deferBegin: connection.preparedStatements,
       handle: (message, transaction) => dispatcher.handle(message, transaction),
       onDeadLetter: (event) => this.emitEvent('deadLetter', event),
       onRetryScheduled: (delayMs) => this.wakeAfter(delayMs),

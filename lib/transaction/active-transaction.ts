@@ -1,11 +1,22 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
 import { InFlight } from './in-flight.js';
+import {
+  canOpenTransaction,
+  PREPARE_AND_BEGIN,
+  queryOpeningTransaction,
+} from './query-opening-transaction.js';
 
 /**
  * A transaction the library can write messages into: the consume transaction of a handler, the
  * one an interceptor opened, or one a user handed over. Writers register work to run after
  * commit, which is where wake-ups are sent, so NOTIFY never runs inside the transaction.
+ *
+ * A transaction the library opens may defer its BEGIN (`beginDeferred`): BEGIN then leaves with
+ * the first statement sent through `query`, in the same write and round trip, so a transaction
+ * of N statements costs N + 1 round trips instead of N + 2, and one that runs no statement
+ * costs none. Code that takes the raw connection (`client`) gets it with BEGIN queued first, so
+ * whatever it sends runs inside the transaction.
  */
 export class ActiveTransaction {
   private readonly afterCommitCallbacks: Array<() => void> = [];
@@ -21,16 +32,49 @@ export class ActiveTransaction {
      * library cannot run work after the commit, so wake-ups go inside the transaction instead.
      */
     readonly ownsCommit = true,
+    /** BEGIN has not been sent: the first statement carries it. */
+    private beginDeferred = false,
   ) {}
+
+  /** Whether BEGIN has been sent (or queued); until then there is nothing to commit. */
+  get begun(): boolean {
+    return !this.beginDeferred;
+  }
 
   /** The connection of the transaction, for code that sends its own queries on it. */
   get client(): pg.ClientBase {
+    if (this.beginDeferred) this.track(this.sendBegin());
     return this.connection;
   }
 
-  /** Runs a query in the transaction. */
+  /** Runs a query in the transaction; a deferred BEGIN leaves with it. */
   query<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
-    return this.connection.query<R>(config);
+    if (!this.beginDeferred) return this.connection.query<R>(config);
+    if (!canOpenTransaction(this.connection, config)) {
+      // Queued in order: BEGIN, then the statement. A text without parameters keeps the simple
+      // protocol; the connection's first transaction prepares BEGIN for the ones after it.
+      this.track(this.sendBegin());
+      return this.connection.query<R>(config);
+    }
+    this.beginDeferred = false;
+    return queryOpeningTransaction<R>(this.connection, config, (error) => this.beginFailed(error));
+  }
+
+  /**
+   * BEGIN, carried by a statement, did not run. Whatever is queued behind that statement must
+   * not run outside the transaction, so the connection is dropped.
+   */
+  protected beginFailed(_error: Error): void {
+    (
+      this.connection as unknown as { connection?: { stream?: { destroy(): void } } }
+    ).connection?.stream?.destroy();
+  }
+
+  private sendBegin(): Promise<unknown> {
+    this.beginDeferred = false;
+    const protocol = (this.connection as unknown as { connection?: { parsedStatements?: object } })
+      .connection;
+    return this.connection.query(protocol?.parsedStatements ? PREPARE_AND_BEGIN : 'BEGIN');
   }
 
   /** Runs `callback` once the transaction has committed; dropped on rollback. */
