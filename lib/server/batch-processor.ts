@@ -22,10 +22,10 @@ export interface BatchProcessorDeps extends SettlementPolicyDeps {
   readonly leaseMs: number;
   readonly notifier: WakeupNotifier;
   /**
-   * Send the BEGIN of a batch without savepoints with its first statement (prepared statements
-   * on): see ActiveTransaction.
+   * Prepared statements are on: a batch without savepoints sends its BEGIN with its first
+   * statement, and every batch its COMMIT with its settle (see ActiveTransaction).
    */
-  readonly deferBegin: boolean;
+  readonly foldTransaction: boolean;
   /** Runs the handler of one message inside the consume transaction. */
   readonly handle: (
     message: ClaimedMessage,
@@ -124,11 +124,15 @@ export class BatchProcessor {
     known?: Replay['failed'],
   ): Promise<'committed' | Replay> {
     // Without savepoints, BEGIN leaves with the batch's first statement (a handler's query, a
-    // reply or the settle). Otherwise it is not awaited: the handler's first query queues
+    // reply or the settle), and COMMIT with the settle. Otherwise BEGIN is not awaited: the handler's first query queues
     // behind it on this connection, so the handler starts one round trip sooner. A failed
     // BEGIN fails that query, or the settle.
-    const deferred = !isolated && this.deps.deferBegin;
-    const transaction = new ActiveTransaction(client, this.deps.target, true, deferred);
+    const fold = this.deps.foldTransaction;
+    const deferred = !isolated && fold;
+    const transaction = new ActiveTransaction(client, this.deps.target, true, {
+      deferBegin: deferred,
+      foldCommit: fold,
+    });
     const begun = deferred ? Promise.resolve() : client.query(isolated ? BEGIN_BATCH : 'BEGIN');
     begun.catch(() => undefined);
     try {
@@ -157,7 +161,9 @@ export class BatchProcessor {
         }
       }
       await begun;
-      const settled = await transaction.query(
+      // The settle raises if another consumer settled one of these messages first (possible only
+      // once this consumer's lease ran out), and COMMIT, sent with it, then does not run.
+      await transaction.queryAndCommit(
         this.deps.statements.settle([
           settlements.map((s) => s.id),
           settlements.map((s) => s.outcome),
@@ -165,13 +171,6 @@ export class BatchProcessor {
           settlements.map((s) => s.error),
         ]),
       );
-      if (settled.rowCount !== settlements.length) {
-        throw new Error(
-          'another consumer settled a message of this batch first (its lease ran out); ' +
-            'rolling back so that each message is consumed once',
-        );
-      }
-      await client.query('COMMIT');
       transaction.committed();
       if (replies.length > 0) this.deps.notifier.wake(replies);
       this.settlements.report(batch, settlements);

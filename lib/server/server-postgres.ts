@@ -10,6 +10,7 @@ import {
   type PostgresServerEvents,
 } from '../events/postgres.events.js';
 import { acquireListener, type ListenerLease, type PostgresListener } from '../listener/index.js';
+import { assertSchemaCurrent } from '../migrate/check-schema.js';
 import { ensureMigrated } from '../migrate/ensure-migrated.js';
 import {
   resolveServerOptions,
@@ -103,7 +104,7 @@ export class ServerPostgres
       retryDelayMs: this.options.retryDelayMs,
       maxRetryDelayMs: this.options.maxRetryDelayMs,
       notifier: this.notifier,
-      deferBegin: connection.preparedStatements,
+      foldTransaction: connection.preparedStatements,
       handle: (message, transaction) => dispatcher.handle(message, transaction),
       onDeadLetter: (event) => this.emitEvent('deadLetter', event),
       onRetryScheduled: (delayMs) => this.wakeAfter(delayMs),
@@ -119,11 +120,12 @@ export class ServerPostgres
     });
   }
 
-  /** Migrates (unless turned off), records the group's subscriptions, then starts consuming. */
+  /** Migrates (or, with migrations off, checks the schema is current), records the group's subscriptions, then starts consuming. */
   async listen(callback: (error?: unknown) => void): Promise<void> {
     try {
       const { connection } = this.options;
       if (connection.migrationsRun) await ensureMigrated(connection.pool(), connection.schemaName);
+      else await assertSchemaCurrent(connection.pool(), connection.schemaName, connection.schema);
       await this.subscribe();
       this.lease = acquireListener(connection.listener);
       this.watch(this.lease.listener);

@@ -132,8 +132,9 @@ export function messageQueries(schema: string) {
 
     /**
      * Settles a batch in the consume transaction: consumed, scheduled for retry, or dead-lettered.
-     * Returns the rows it settled. A row another consumer settled first (possible only once this
-     * consumer's lease ran out) is not returned, and the caller rolls back: whoever commits first
+     * Returns how many rows it settled. A row another consumer settled first (possible only once
+     * this consumer's lease ran out) is not settled again, and `check_settled` (migration 0004)
+     * then raises, before the COMMIT sent with this statement can run: whoever commits first
      * wins, which keeps consume exactly-once without locking claimed rows a second time. The
      * "not yet settled" test is written so that it does not match the pending index's predicate:
      * the planner then always looks the ids up by primary key, even on a table it has no
@@ -141,16 +142,20 @@ export function messageQueries(schema: string) {
      * $1 ids, $2 outcomes, $3 retry delays in milliseconds, $4 errors.
      */
     settle: `
-    UPDATE ${schema}.messages AS m SET
-      consumed_at = CASE WHEN o.outcome = 'consumed' THEN now() END,
-      dead_at = CASE WHEN o.outcome = 'dead' THEN now() END,
-      run_at = CASE WHEN o.outcome = 'retry'
-                    THEN now() + o.delay_ms * interval '1 millisecond' ELSE m.run_at END,
-      locked_until = NULL,
-      last_error = coalesce(o.error, m.last_error)
-    FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[]) AS o(id, outcome, delay_ms, error)
-    WHERE m.id = o.id AND coalesce(m.consumed_at, m.dead_at) IS NULL
-    RETURNING m.id`,
+    WITH settled AS (
+      UPDATE ${schema}.messages AS m SET
+        consumed_at = CASE WHEN o.outcome = 'consumed' THEN now() END,
+        dead_at = CASE WHEN o.outcome = 'dead' THEN now() END,
+        run_at = CASE WHEN o.outcome = 'retry'
+                      THEN now() + o.delay_ms * interval '1 millisecond' ELSE m.run_at END,
+        locked_until = NULL,
+        last_error = coalesce(o.error, m.last_error)
+      FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[]) AS o(id, outcome, delay_ms, error)
+      WHERE m.id = o.id AND coalesce(m.consumed_at, m.dead_at) IS NULL
+      RETURNING m.id
+    )
+    SELECT ${schema}.check_settled(cardinality($1::bigint[]), (SELECT count(*)::int FROM settled))
+      AS settled`,
 
     /** Takes the replies waiting in a client's inbox. $1 inbox. */
     takeReplies: `

@@ -1,26 +1,42 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
 import { InFlight } from './in-flight.js';
+import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import {
-  canOpenTransaction,
+  BEGIN_STATEMENT,
+  canFold,
+  COMMIT_STATEMENT,
   PREPARE_AND_BEGIN,
-  queryOpeningTransaction,
-} from './query-opening-transaction.js';
+  PREPARE_AND_COMMIT,
+  queryFolded,
+  speaksProtocol,
+} from './folded-query.js';
+
+/** How a transaction the library opens may save round trips (prepared statements on). */
+export interface TransactionFolding {
+  /** BEGIN has not been sent: the first statement sent through `query` carries it. */
+  readonly deferBegin?: boolean;
+  /** `queryAndCommit` may send COMMIT with its statement. */
+  readonly foldCommit?: boolean;
+}
 
 /**
  * A transaction the library can write messages into: the consume transaction of a handler, the
  * one an interceptor opened, or one a user handed over. Writers register work to run after
  * commit, which is where wake-ups are sent, so NOTIFY never runs inside the transaction.
  *
- * A transaction the library opens may defer its BEGIN (`beginDeferred`): BEGIN then leaves with
- * the first statement sent through `query`, in the same write and round trip, so a transaction
- * of N statements costs N + 1 round trips instead of N + 2, and one that runs no statement
- * costs none. Code that takes the raw connection (`client`) gets it with BEGIN queued first, so
- * whatever it sends runs inside the transaction.
+ * A transaction the library opens may defer its BEGIN: BEGIN then leaves with the first
+ * statement sent through `query`, in the same write and round trip, so a transaction of N
+ * statements costs N + 1 round trips instead of N + 2, and one that runs no statement costs
+ * none. Code that takes the raw connection (`client`) gets it with BEGIN queued first, so
+ * whatever it sends runs inside the transaction. Likewise its COMMIT may leave with its last
+ * statement (`queryAndCommit`).
  */
 export class ActiveTransaction {
   private readonly afterCommitCallbacks: Array<() => void> = [];
   private readonly pendingWrites = new InFlight();
+  private beginDeferred: boolean;
+  private readonly foldCommit: boolean;
 
   constructor(
     /** The connection holding the open transaction. */
@@ -32,9 +48,11 @@ export class ActiveTransaction {
      * library cannot run work after the commit, so wake-ups go inside the transaction instead.
      */
     readonly ownsCommit = true,
-    /** BEGIN has not been sent: the first statement carries it. */
-    private beginDeferred = false,
-  ) {}
+    folding: TransactionFolding = {},
+  ) {
+    this.beginDeferred = folding.deferBegin ?? false;
+    this.foldCommit = folding.foldCommit ?? false;
+  }
 
   /** Whether BEGIN has been sent (or queued); until then there is nothing to commit. */
   get begun(): boolean {
@@ -50,14 +68,44 @@ export class ActiveTransaction {
   /** Runs a query in the transaction; a deferred BEGIN leaves with it. */
   query<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
     if (!this.beginDeferred) return this.connection.query<R>(config);
-    if (!canOpenTransaction(this.connection, config)) {
+    if (!canFold(this.connection, config, BEGIN_STATEMENT)) {
       // Queued in order: BEGIN, then the statement. A text without parameters keeps the simple
       // protocol; the connection's first transaction prepares BEGIN for the ones after it.
       this.track(this.sendBegin());
       return this.connection.query<R>(config);
     }
     this.beginDeferred = false;
-    return queryOpeningTransaction<R>(this.connection, config, (error) => this.beginFailed(error));
+    return queryFolded<R>(this.connection, config, { begin: this.openingFailure() });
+  }
+
+  /**
+   * Runs the transaction's last statement and commits: one round trip when the connection has
+   * prepared COMMIT, two otherwise. If the statement fails, COMMIT does not run and the
+   * transaction is left open and aborted, for the caller to roll back.
+   */
+  async queryAndCommit<R extends pg.QueryResultRow = any>(
+    config: pg.QueryConfig,
+  ): Promise<pg.QueryResult<R>> {
+    const begin = this.beginDeferred;
+    const folds =
+      this.foldCommit &&
+      canFold(this.connection, config, COMMIT_STATEMENT) &&
+      (!begin || canFold(this.connection, config, BEGIN_STATEMENT));
+    if (!folds) {
+      const result = await this.query<R>(config);
+      const commit = this.foldCommit && speaksProtocol(this.connection);
+      const { command } = await this.connection.query(commit ? PREPARE_AND_COMMIT : 'COMMIT');
+      if (command === 'ROLLBACK') throw new TransactionAbortedError();
+      return result;
+    }
+    this.beginDeferred = false;
+    let command: string | undefined;
+    const result = await queryFolded<R>(this.connection, config, {
+      begin: begin ? this.openingFailure() : undefined,
+      commit: { done: (tag) => (command = tag) },
+    });
+    if (command !== 'COMMIT') throw new TransactionAbortedError();
+    return result;
   }
 
   /**
@@ -70,11 +118,13 @@ export class ActiveTransaction {
     ).connection?.stream?.destroy();
   }
 
+  private openingFailure(): { failed: (error: Error) => void } {
+    return { failed: (error) => this.beginFailed(error) };
+  }
+
   private sendBegin(): Promise<unknown> {
     this.beginDeferred = false;
-    const protocol = (this.connection as unknown as { connection?: { parsedStatements?: object } })
-      .connection;
-    return this.connection.query(protocol?.parsedStatements ? PREPARE_AND_BEGIN : 'BEGIN');
+    return this.connection.query(speaksProtocol(this.connection) ? PREPARE_AND_BEGIN : 'BEGIN');
   }
 
   /** Runs `callback` once the transaction has committed; dropped on rollback. */

@@ -27,7 +27,7 @@ export class PoolTransaction extends ActiveTransaction {
     private readonly poolClient: pg.PoolClient,
     deferBegin: boolean,
   ) {
-    super(poolClient, targetOfClient(poolClient), true, deferBegin);
+    super(poolClient, targetOfClient(poolClient), true, { deferBegin });
     poolClient.on('error', this.onError);
   }
 

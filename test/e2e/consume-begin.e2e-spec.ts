@@ -63,11 +63,12 @@ async function ledger(url: string): Promise<string[]> {
   return rows.map((row) => row.key);
 }
 
-describe('consume transaction: BEGIN leaves with the first statement', () => {
+describe('consume transaction: BEGIN leaves with the first statement, COMMIT with the settle', () => {
   let db: TestDatabase;
   let client: ClientPostgres;
   let pool: pg.Pool;
   let app: INestMicroservice;
+  let server: ServerPostgres;
   let recorded: ReturnType<typeof recordQueries>;
 
   beforeAll(async () => {
@@ -83,13 +84,13 @@ describe('consume transaction: BEGIN leaves with the first statement', () => {
     recorded = recordQueries(pool);
     const moduleRef = await Test.createTestingModule({ controllers: [LedgerController] }).compile();
     app = moduleRef.createNestMicroservice({
-      strategy: new ServerPostgres({
+      strategy: (server = new ServerPostgres({
         pool,
         group: 'ledger',
         concurrency: 1,
         retryDelayMs: 10,
         maxRetryDelayMs: 10,
-      }),
+      })),
       logger: false,
     });
     await app.listen();
@@ -107,20 +108,31 @@ describe('consume transaction: BEGIN leaves with the first statement', () => {
     await db.drop();
   });
 
-  it('sends no BEGIN of its own once a connection has prepared it', async () => {
+  it('sends no BEGIN or COMMIT of its own once a connection has prepared them', async () => {
     const keys = Array.from({ length: 12 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+    const outcomes: string[] = [];
+    const subscription = server.outcomes$.subscribe((outcome) => outcomes.push(outcome.type));
     for (const key of keys) {
       await lastValueFrom(client.emit('entry', { key }));
       await waitFor(() => runs.some((run) => run.key === key));
     }
     await waitFor(async () => (await ledger(db.url)).length === keys.length);
+    // Every batch was seen to commit: a folded COMMIT reports like a separate one.
+    await waitFor(() => outcomes.length === keys.length);
+    subscription.unsubscribe();
+    expect(outcomes).toEqual(keys.map(() => 'handled'));
     const settles = recorded.texts.filter((text) => text.includes('consumed_at = CASE')).length;
     const begins = recorded.texts.filter(
       (text) => text.trim().startsWith('BEGIN') || text === 'nestjs_transport_begin',
     ).length;
+    const commits = recorded.texts.filter(
+      (text) => text === 'COMMIT' || text === 'nestjs_transport_commit',
+    ).length;
     expect(settles).toBeGreaterThanOrEqual(keys.length);
-    // Each connection's first transaction prepares BEGIN; every later one carries it.
+    // Each connection's first transaction prepares BEGIN and COMMIT; every later one carries
+    // BEGIN with its first statement and COMMIT with its settle.
     expect(begins).toBeLessThanOrEqual(recorded.connections());
+    expect(commits).toBeLessThanOrEqual(recorded.connections());
     expect(recorded.connections()).toBeLessThan(keys.length);
   });
 

@@ -202,6 +202,9 @@ describe('exactly-once send and consume', () => {
     expect(row.attempts).toBe(3);
     expect(row.consumed_at).toBeNull();
     expect(row.last_error).toContain('payment provider rejected the card');
+    // The event follows the commit's answer, which can reach this process after the row is
+    // visible to the query above.
+    await waitFor(() => deadLetters.length > 0, { message: 'the deadLetter event' });
     expect(deadLetters).toEqual([
       expect.objectContaining({ pattern: 'always.fails', group: 'ledger', attempts: 3 }),
     ]);

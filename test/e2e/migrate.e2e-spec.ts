@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { migrate, MigrationError } from '../../lib/index.js';
+import { migrate, MigrationError, ServerPostgres } from '../../lib/index.js';
 import { loadMigrations } from '../../lib/migrate/migrations.js';
 import { messageQueries } from '../../lib/sql/message.queries.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -100,5 +100,40 @@ describe('migrate()', () => {
   it('rejects schema names PostgreSQL reserves', async () => {
     await expect(migrate(db.url, { schema: 'pg_mine' })).rejects.toThrow(/reserves/);
     await expect(migrate(db.url, { schema: 'pg_mine' })).rejects.not.toBeInstanceOf(MigrationError);
+  });
+
+  it('keeps a server with migrationsRun off from starting on a schema that lacks migrations', async () => {
+    await migrate(db.url, { schema: 'behind' });
+    const latest = loadMigrations().length;
+    await query(db.url, 'DELETE FROM behind.migrations WHERE version = $1', [latest]);
+    for (const schema of ['behind', 'absent']) {
+      const server = new ServerPostgres({
+        connectionString: db.url,
+        schema,
+        group: 'g',
+        migrationsRun: false,
+      });
+      let failure: unknown;
+      await server.listen((error) => (failure = error));
+      await server.close();
+      expect(failure).toBeInstanceOf(MigrationError);
+      expect((failure as Error).message).toContain(
+        `Schema "${schema}" is at version ${schema === 'behind' ? latest - 1 : 0}, older than`,
+      );
+    }
+  });
+
+  it('lets a server with migrationsRun off start on a current schema', async () => {
+    await migrate(db.url, { schema: 'current' });
+    const server = new ServerPostgres({
+      connectionString: db.url,
+      schema: 'current',
+      group: 'g',
+      migrationsRun: false,
+    });
+    let failure: unknown = 'not called';
+    await server.listen((error) => (failure = error));
+    await server.close();
+    expect(failure).toBeUndefined();
   });
 });
