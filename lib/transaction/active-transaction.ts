@@ -104,7 +104,7 @@ export class ActiveTransaction {
       begin: begin ? this.openingFailure() : undefined,
       commit: { done: (tag) => (command = tag) },
     });
-    if (command !== 'COMMIT') throw new TransactionAbortedError();
+    if (command === 'ROLLBACK') throw new TransactionAbortedError();
     return result;
   }
 
