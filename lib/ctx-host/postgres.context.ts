@@ -1,6 +1,6 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type pg from 'pg';
-import { runUserQuery } from '../sql/user-statements.js';
+import { runUserQuery, type Queryable } from '../sql/user-statements.js';
 
 /** What a handler knows about the message it is handling. */
 export interface PostgresMessageInfo {
@@ -20,11 +20,6 @@ export interface PostgresMessageInfo {
 
 type PostgresContextArgs = [PostgresMessageInfo];
 
-/** Runs a query config in a transaction (the library's consume transaction). */
-interface TransactionQueries {
-  query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>>;
-}
-
 /** The context of a `ServerPostgres` handler: `@Ctx() ctx: PostgresContext`. */
 export class PostgresContext extends BaseRpcContext<PostgresContextArgs> {
   /**
@@ -35,7 +30,7 @@ export class PostgresContext extends BaseRpcContext<PostgresContextArgs> {
     args: PostgresContextArgs,
     private readonly preparedStatements = true,
     /** Where `query` runs, when not on `client` itself: the consume transaction. */
-    private readonly transaction?: TransactionQueries,
+    private readonly transaction?: Queryable,
   ) {
     super(args);
   }

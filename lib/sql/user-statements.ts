@@ -29,7 +29,7 @@ const REFUSING_STATES: ReadonlySet<string> = new Set([
 ]);
 
 /** A pool, a client, or the library's transaction: each runs a query config. */
-interface Queryable {
+export interface Queryable {
   query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>>;
 }
 
