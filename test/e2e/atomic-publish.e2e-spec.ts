@@ -39,7 +39,9 @@ class OrdersController {
 
   @Post()
   @Transactional()
-  async create(@Body() body: { id: string; fail?: 'after-emit' | 'not-fire-and-forget' }) {
+  async create(
+    @Body() body: { id: string; fail?: 'after-emit' | 'not-fire-and-forget' | 'swallowed' },
+  ) {
     await this.db.query('INSERT INTO orders (id) VALUES ($1)', [body.id]);
     if (body.fail === 'not-fire-and-forget') {
       // Not awaited: the interceptor still waits for the write before it commits or rolls back.
@@ -48,6 +50,10 @@ class OrdersController {
     }
     await lastValueFrom(this.events.emit('order.created', { id: body.id }));
     if (body.fail === 'after-emit') throw new ConflictException('rejected after emit');
+    if (body.fail === 'swallowed') {
+      // A duplicate key aborts the transaction; the error is caught and the handler returns.
+      await this.db.query('INSERT INTO orders (id) VALUES ($1)', [body.id]).catch(() => undefined);
+    }
     return { id: body.id };
   }
 
@@ -164,6 +170,21 @@ describe('atomic publish', () => {
       ).toBe(0);
       expect(await count(db.url, 'SELECT 1 FROM shipments WHERE order_id = $1', [id])).toBe(0);
     }
+  });
+
+  it('fails a request whose handler caught a failed statement, and keeps nothing of it', async () => {
+    await request(app.getHttpServer())
+      .post('/orders')
+      .send({ id: 'o-4', fail: 'swallowed' })
+      .expect(500);
+    await sleep(300);
+    expect(await count(db.url, "SELECT 1 FROM orders WHERE id = 'o-4'")).toBe(0);
+    expect(
+      await count(
+        db.url,
+        "SELECT 1 FROM nestjs_transport.messages WHERE payload->'data'->>'id' = 'o-4'",
+      ),
+    ).toBe(0);
   });
 
   it('of 200 concurrent requests with random failures, persists exactly the successful ones', async () => {
