@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { MigrationError } from '../errors/migration.error.js';
 import { SqlState, sqlStateOf } from '../errors/sqlstate.js';
+import { schemaVersion } from './migrate.js';
 import { loadMigrations } from './migrations.js';
 
 /**
@@ -16,10 +17,7 @@ export async function assertSchemaCurrent(
   const latest = loadMigrations().length;
   let version: number;
   try {
-    const { rows } = await pool.query<{ version: number }>(
-      `SELECT coalesce(max(version), 0)::int AS version FROM ${schema}.migrations`,
-    );
-    version = rows[0].version;
+    version = await schemaVersion(pool, schema);
   } catch (error) {
     if (sqlStateOf(error) !== SqlState.UndefinedTable) throw error;
     version = 0;

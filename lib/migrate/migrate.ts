@@ -45,10 +45,7 @@ export async function migrate(
          name text NOT NULL,
          applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const { rows } = await client.query<{ version: number }>(
-      `SELECT coalesce(max(version), 0)::int AS version FROM ${schema}.migrations`,
-    );
-    const current = rows[0].version;
+    const current = await schemaVersion(client, schema);
     const migrations = loadMigrations();
     const latest = migrations.length;
     if (current > latest) {
@@ -73,6 +70,17 @@ export async function migrate(
   } finally {
     await release();
   }
+}
+
+/** The highest migration applied to `schema` (quoted for SQL), 0 for none. */
+export async function schemaVersion(
+  queryable: Pick<pg.ClientBase, 'query'> | Pick<pg.Pool, 'query'>,
+  schema: string,
+): Promise<number> {
+  const { rows } = await queryable.query<{ version: number }>(
+    `SELECT coalesce(max(version), 0)::int AS version FROM ${schema}.migrations`,
+  );
+  return rows[0].version;
 }
 
 async function apply(client: pg.ClientBase, schema: string, migration: Migration): Promise<void> {
