@@ -124,9 +124,9 @@ export class BatchProcessor {
     known?: Replay['failed'],
   ): Promise<'committed' | Replay> {
     // Without savepoints, BEGIN leaves with the batch's first statement (a handler's query, a
-    // reply or the settle), and COMMIT with the settle. Otherwise BEGIN is not awaited: the handler's first query queues
-    // behind it on this connection, so the handler starts one round trip sooner. A failed
-    // BEGIN fails that query, or the settle.
+    // reply or the settle), and COMMIT with the settle. Otherwise BEGIN is not awaited: the
+    // handler's first query queues behind it on this connection, so the handler starts one round
+    // trip sooner. A failed BEGIN fails that query, or the settle.
     const fold = this.deps.foldTransaction;
     const deferred = !isolated && fold;
     const transaction = new ActiveTransaction(client, this.deps.target, true, {
@@ -162,7 +162,8 @@ export class BatchProcessor {
       }
       await begun;
       // The settle raises if another consumer settled one of these messages first (possible only
-      // once this consumer's lease ran out), and COMMIT, sent with it, then does not run.
+      // once this consumer's lease ran out), and COMMIT, sent with it, then does not run. Once
+      // committed, the transaction runs its after-commit work (the emits' wake-ups).
       await transaction.queryAndCommit(
         this.deps.statements.settle([
           settlements.map((s) => s.id),
@@ -171,7 +172,6 @@ export class BatchProcessor {
           settlements.map((s) => s.error),
         ]),
       );
-      transaction.committed();
       if (replies.length > 0) this.deps.notifier.wake(replies);
       this.settlements.report(batch, settlements);
       return 'committed';

@@ -80,8 +80,9 @@ export class ActiveTransaction {
 
   /**
    * Runs the transaction's last statement and commits: one round trip when the connection has
-   * prepared COMMIT, two otherwise. If the statement fails, COMMIT does not run and the
-   * transaction is left open and aborted, for the caller to roll back.
+   * prepared COMMIT, two otherwise. Then runs the after-commit work. If the statement fails,
+   * COMMIT does not run and the transaction is left open and aborted, for the caller to roll
+   * back.
    */
   async queryAndCommit<R extends pg.QueryResultRow = any>(
     config: pg.QueryConfig,
@@ -93,9 +94,7 @@ export class ActiveTransaction {
       (!begin || canFold(this.connection, config, BEGIN_STATEMENT));
     if (!folds) {
       const result = await this.query<R>(config);
-      const commit = this.foldCommit && speaksProtocol(this.connection);
-      const { command } = await this.connection.query(commit ? PREPARE_AND_COMMIT : 'COMMIT');
-      if (command === 'ROLLBACK') throw new TransactionAbortedError();
+      this.finishCommit(await this.sendCommit());
       return result;
     }
     this.beginDeferred = false;
@@ -104,8 +103,27 @@ export class ActiveTransaction {
       begin: begin ? this.openingFailure() : undefined,
       commit: { done: (tag) => (command = tag) },
     });
-    if (command === 'ROLLBACK') throw new TransactionAbortedError();
+    this.finishCommit(command);
     return result;
+  }
+
+  /** Sends COMMIT, prepared where COMMIT may fold; resolves with its command tag. */
+  protected async sendCommit(): Promise<string> {
+    const prepared = this.foldCommit && speaksProtocol(this.connection);
+    const { command } = await this.connection.query(prepared ? PREPARE_AND_COMMIT : 'COMMIT');
+    return command;
+  }
+
+  /**
+   * Takes the answer to COMMIT (undefined when nothing was sent): runs the after-commit work,
+   * or, if PostgreSQL rolled back instead, drops it and throws.
+   */
+  protected finishCommit(command: string | undefined): void {
+    if (command === 'ROLLBACK') {
+      this.rolledBack();
+      throw new TransactionAbortedError();
+    }
+    this.committed();
   }
 
   /**
@@ -145,8 +163,8 @@ export class ActiveTransaction {
     return this.pendingWrites.settled();
   }
 
-  /** Called by the owner after COMMIT succeeded. */
-  committed(): void {
+  /** Runs the after-commit work, once COMMIT succeeded. */
+  private committed(): void {
     for (const callback of this.afterCommitCallbacks.splice(0)) callback();
   }
 

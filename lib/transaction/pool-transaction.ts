@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { ActiveTransaction } from './active-transaction.js';
 import { targetOfClient } from './client-target.js';
 
@@ -61,7 +60,7 @@ export class PoolTransaction extends ActiveTransaction {
     try {
       await this.settled();
       // No statement ran: there is no transaction to commit.
-      if (this.begun) ({ command } = await this.poolClient.query('COMMIT'));
+      if (this.begun) command = await this.sendCommit();
     } catch (error) {
       await this.poolClient.query('ROLLBACK').catch(() => undefined);
       this.rolledBack();
@@ -69,11 +68,7 @@ export class PoolTransaction extends ActiveTransaction {
       throw error;
     }
     this.release();
-    if (command === 'ROLLBACK') {
-      this.rolledBack();
-      throw new TransactionAbortedError();
-    }
-    this.committed();
+    this.finishCommit(command);
   }
 
   /** Rolls back; nothing written inside is kept or announced. */
