@@ -12,6 +12,7 @@ import {
   type ResolvedClientOptions,
 } from '../options/resolve-client-options.js';
 import { ClientClosingError } from '../errors/client-closing.error.js';
+import { TransactionEndedError } from '../errors/transaction-ended.error.js';
 import { NO_MESSAGE_HANDLER } from '../postgres.constants.js';
 import { statusOf } from '../server/status-of.js';
 import {
@@ -121,7 +122,20 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       return throwError(() => new ClientClosingError(pattern));
     }
     const packet = this.createPacket(pattern, data);
-    const write = this.connect().then(() => this.dispatchEvent<TResult>(packet));
+    // The transaction is the caller's, taken now and told about the write at once: a handler
+    // that does not await its emit may return, and its transaction commit, before the write
+    // starts (the first emit waits for the client to connect).
+    const transaction = this.joinableTransaction();
+    if (transaction && !transaction.isOpen) {
+      const error = new TransactionEndedError(
+        `The emit of ${JSON.stringify(this.normalizePattern(pattern))}`,
+      );
+      // Made from a timer or callback nobody awaits: its Observable is likely unobserved.
+      this.logger.error(error.message);
+      return throwError(() => error);
+    }
+    const write = this.connect().then(() => this.writeEvent<TResult>(packet, transaction));
+    transaction?.track(write);
     // Tracking also marks the promise handled: an emit nobody subscribes to must not crash the
     // process. close() waits for it to settle either way.
     this.emitsInFlight.track(write.then(ignore, ignore));
@@ -137,7 +151,15 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
    * Emits and resolves with what was written; the Observable returned by `emit` resolves with
    * the same value. Use this from code that prefers a Promise.
    */
-  protected async dispatchEvent<T = EmitResult>(packet: ReadPacket): Promise<T> {
+  protected dispatchEvent<T = EmitResult>(packet: ReadPacket): Promise<T> {
+    return this.writeEvent<T>(packet, this.joinableTransaction());
+  }
+
+  /** Writes the event inside `transaction`, or on its own when there is none. */
+  private async writeEvent<T>(
+    packet: ReadPacket,
+    transaction: ActiveTransaction | undefined,
+  ): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
     const message = encodeOutgoing(
       pattern,
@@ -145,7 +167,6 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       (p) => this.serializer.serialize(p),
       this.options.maxPayloadBytes,
     );
-    const transaction = this.joinableTransaction();
     let recipients: string[];
     if (transaction) {
       const write = transaction

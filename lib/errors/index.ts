@@ -6,4 +6,5 @@ export { ReplyTimeoutError } from './reply-timeout.error.js';
 export { ClientClosingError } from './client-closing.error.js';
 export { MigrationError } from './migration.error.js';
 export { TransactionAbortedError } from './transaction-aborted.error.js';
+export { TransactionEndedError } from './transaction-ended.error.js';
 export { SqlState, sqlStateOf } from './sqlstate.js';

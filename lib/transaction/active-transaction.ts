@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
 import { InFlight } from './in-flight.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
+import { TransactionEndedError } from '../errors/transaction-ended.error.js';
 import {
   BEGIN_STATEMENT,
   canFold,
@@ -37,6 +38,8 @@ export class ActiveTransaction {
   private readonly pendingWrites = new InFlight();
   private beginDeferred: boolean;
   private readonly foldCommit: boolean;
+  /** COMMIT or ROLLBACK has been sent: anything sent after it would run outside. */
+  private ended = false;
 
   constructor(
     /** The connection holding the open transaction. */
@@ -59,14 +62,24 @@ export class ActiveTransaction {
     return !this.beginDeferred;
   }
 
+  /**
+   * Whether statements may still join: false from the moment COMMIT or ROLLBACK is sent, since
+   * the connection then goes back to its pool.
+   */
+  get isOpen(): boolean {
+    return !this.ended;
+  }
+
   /** The connection of the transaction, for code that sends its own queries on it. */
   get client(): pg.ClientBase {
+    if (this.ended) throw new TransactionEndedError('A use of its connection');
     if (this.beginDeferred) this.track(this.sendBegin());
     return this.connection;
   }
 
   /** Runs a query in the transaction; a deferred BEGIN leaves with it. */
   query<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    if (this.ended) return Promise.reject(new TransactionEndedError('A query'));
     if (!this.beginDeferred) return this.connection.query<R>(config);
     if (!canFold(this.connection, config, BEGIN_STATEMENT)) {
       // Queued in order: BEGIN, then the statement. A text without parameters keeps the simple
@@ -97,6 +110,8 @@ export class ActiveTransaction {
       this.finishCommit(await this.sendCommit());
       return result;
     }
+    if (this.ended) throw new TransactionEndedError('A query');
+    this.ended = true;
     this.beginDeferred = false;
     let command: string | undefined;
     const result = await queryFolded<R>(this.connection, config, {
@@ -109,6 +124,7 @@ export class ActiveTransaction {
 
   /** Sends COMMIT, prepared where COMMIT may fold; resolves with its command tag. */
   protected async sendCommit(): Promise<string> {
+    this.end();
     const prepared = this.foldCommit && speaksProtocol(this.connection);
     const { command } = await this.connection.query(prepared ? PREPARE_AND_COMMIT : 'COMMIT');
     return command;
@@ -168,8 +184,14 @@ export class ActiveTransaction {
     for (const callback of this.afterCommitCallbacks.splice(0)) callback();
   }
 
-  /** Called by the owner after ROLLBACK: the registered work is discarded. */
+  /** Marks the transaction ended, before its owner sends COMMIT or ROLLBACK. */
+  protected end(): void {
+    this.ended = true;
+  }
+
+  /** Called by the owner as it rolls back: nothing more joins, and the registered work is discarded. */
   rolledBack(): void {
+    this.ended = true;
     this.afterCommitCallbacks.length = 0;
   }
 }

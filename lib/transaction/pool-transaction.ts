@@ -61,9 +61,10 @@ export class PoolTransaction extends ActiveTransaction {
       await this.settled();
       // No statement ran: there is no transaction to commit.
       if (this.begun) command = await this.sendCommit();
+      else this.end();
     } catch (error) {
-      await this.poolClient.query('ROLLBACK').catch(() => undefined);
       this.rolledBack();
+      await this.poolClient.query('ROLLBACK').catch(() => undefined);
       this.release(error as Error);
       throw error;
     }
@@ -76,6 +77,7 @@ export class PoolTransaction extends ActiveTransaction {
     if (this.finished) return;
     this.finished = true;
     await this.settled().catch(() => undefined);
+    this.end();
     let broken: Error | undefined;
     if (this.begun) {
       await this.poolClient.query('ROLLBACK').catch((error: Error) => (broken = error));

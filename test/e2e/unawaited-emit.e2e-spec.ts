@@ -1,0 +1,185 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { Controller, Inject } from '@nestjs/common';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import pg from 'pg';
+import { lastValueFrom } from 'rxjs';
+import {
+  ClientPostgres,
+  POSTGRES_TRANSPORT,
+  PostgresContext,
+  PostgresTransactionHost,
+  TransactionEndedError,
+} from '../../lib/index.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { query, startServer } from '../helpers/transport.js';
+import { sleep, waitFor } from '../helpers/wait-for.js';
+
+// An emit is hot: a handler may call it and return without awaiting it. Its write must still
+// land in the caller's transaction, including the first emit of a client, which waits for the
+// client to connect before it writes anything.
+
+const SUBSCRIBE = `INSERT INTO nestjs_transport.subscriptions (pattern, group_name, kind)
+  VALUES ('issued', 'audit', 'event') ON CONFLICT DO NOTHING`;
+
+/** The transaction ids that wrote each table's rows with `key`, as text. */
+async function writers(url: string, key: string): Promise<{ items: string[]; messages: string[] }> {
+  const [row] = await query<{ items: string[]; messages: string[] }>(
+    url,
+    `SELECT
+       ARRAY(SELECT xmin::text FROM items WHERE key = $1) AS items,
+       ARRAY(SELECT xmin::text FROM nestjs_transport.messages
+             WHERE pattern = 'issued' AND payload->'data'->>'key' = $1) AS messages`,
+    [key],
+  );
+  return row;
+}
+
+describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let host: PostgresTransactionHost;
+  let client: ClientPostgres;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await query(db.url, 'CREATE TABLE items (key text PRIMARY KEY)');
+    const migrating = new ClientPostgres({ connectionString: db.url });
+    await migrating.connect();
+    await migrating.close();
+    await query(db.url, SUBSCRIBE);
+  });
+
+  beforeEach(() => {
+    // One connection: a write that escaped its transaction would land in the next one.
+    pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    host = new PostgresTransactionHost(pool);
+    // Not connected yet, so that its first emit waits for the connection before writing.
+    client = new ClientPostgres({ connectionString: db.url });
+  });
+
+  afterEach(async () => {
+    await client.close();
+    await pool.end();
+  });
+
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it("commits the emit in the same transaction as the function's own write", async () => {
+    await host.run(async () => {
+      await host.query('INSERT INTO items (key) VALUES ($1)', ['c1']);
+      client.emit('issued', { key: 'c1' });
+    });
+    // Already committed when run() resolves, by the transaction that wrote the item.
+    const { items, messages } = await writers(db.url, 'c1');
+    expect(items).toHaveLength(1);
+    expect(messages).toEqual(items);
+  });
+
+  it('rolls the emit back with the transaction when the function throws', async () => {
+    await expect(
+      host.run(async () => {
+        await host.query('INSERT INTO items (key) VALUES ($1)', ['r1']);
+        client.emit('issued', { key: 'r1' });
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    // The next transaction on the same connection commits only its own rows.
+    await host.run(async () => {
+      await host.query('INSERT INTO items (key) VALUES ($1)', ['r2']);
+    });
+    await sleep(200);
+    expect(await writers(db.url, 'r1')).toEqual({ items: [], messages: [] });
+    expect((await writers(db.url, 'r2')).messages).toEqual([]);
+  });
+
+  it('refuses an emit made after the transaction ended, and writes nothing', async () => {
+    let late: Promise<unknown> | undefined;
+    await host.run(async () => {
+      await host.query('INSERT INTO items (key) VALUES ($1)', ['l1']);
+      // A timer started inside keeps the transaction's context but outlives it.
+      setTimeout(() => (late = lastValueFrom(client.emit('issued', { key: 'l1' }))), 20);
+    });
+    await waitFor(() => late !== undefined, { message: 'the late emit' });
+    await expect(late).rejects.toBeInstanceOf(TransactionEndedError);
+    await sleep(100);
+    expect((await writers(db.url, 'l1')).messages).toEqual([]);
+  });
+
+  it('refuses a query made after the transaction ended', async () => {
+    let late: Promise<unknown> | undefined;
+    await host.run(async () => {
+      await host.query('INSERT INTO items (key) VALUES ($1)', ['q1']);
+      setTimeout(() => (late = host.query('INSERT INTO items (key) VALUES ($1)', ['q2'])), 20);
+    });
+    await waitFor(() => late !== undefined, { message: 'the late query' });
+    await expect(late).rejects.toBeInstanceOf(TransactionEndedError);
+    expect((await writers(db.url, 'q2')).items).toEqual([]);
+  });
+});
+
+describe('an emit nobody awaits, inside a consume handler', () => {
+  const ISSUER = 'ISSUER';
+
+  @Controller()
+  class TicketController {
+    constructor(@Inject(ISSUER) private readonly issuer: ClientPostgres) {}
+
+    /** Writes an item and emits without awaiting; a key starting with "fail" then throws. */
+    @EventPattern<string>('ticket', POSTGRES_TRANSPORT)
+    async ticket(@Payload() body: { key: string }, @Ctx() ctx: PostgresContext) {
+      await ctx.query('INSERT INTO items (key) VALUES ($1)', [body.key]);
+      this.issuer.emit('issued', { key: body.key });
+      if (body.key.startsWith('fail')) throw new Error(`${body.key} refused`);
+    }
+  }
+
+  let db: TestDatabase;
+  let issuer: ClientPostgres;
+  let app: { close(): Promise<void> };
+  let sender: ClientPostgres;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await query(db.url, 'CREATE TABLE items (key text PRIMARY KEY)');
+    // Not connected before the handler's first emit.
+    issuer = new ClientPostgres({ connectionString: db.url });
+    ({ app } = await startServer(db.url, [TicketController], { group: 'tickets', maxAttempts: 1 }, [
+      { provide: ISSUER, useValue: issuer },
+    ]));
+    await query(db.url, SUBSCRIBE);
+    sender = new ClientPostgres({ connectionString: db.url });
+    await sender.connect();
+  });
+
+  afterAll(async () => {
+    await sender.close();
+    await app.close();
+    await issuer.close();
+    await db.drop();
+  });
+
+  it('writes the emit in the consume transaction, and rolls it back with a failed handler', async () => {
+    await lastValueFrom(sender.emit('ticket', { key: 'fail-1' }));
+    await lastValueFrom(sender.emit('ticket', { key: 't1' }));
+    await waitFor(async () => (await writers(db.url, 't1')).messages.length > 0, {
+      message: 'the emit of t1',
+    });
+    const { items, messages } = await writers(db.url, 't1');
+    expect(items).toHaveLength(1);
+    expect(messages).toEqual(items);
+    await waitFor(
+      async () =>
+        (
+          await query(
+            db.url,
+            "SELECT 1 FROM nestjs_transport.messages WHERE pattern = 'ticket' AND dead_at IS NOT NULL",
+          )
+        ).length === 1,
+      { message: 'the failed ticket dead-lettered' },
+    );
+    await sleep(200);
+    expect(await writers(db.url, 'fail-1')).toEqual({ items: [], messages: [] });
+  });
+});
