@@ -26,7 +26,7 @@ import { targetOfClient } from '../transaction/client-target.js';
 import { InFlight } from '../transaction/in-flight.js';
 import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { EventWriter } from './event-writer.js';
-import { encodeOutgoing } from './outgoing-message.js';
+import { encodeOutgoing, type OutgoingMessage } from './outgoing-message.js';
 import { ReplyInbox } from './reply-inbox.js';
 
 /**
@@ -134,8 +134,9 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       this.logger.error(error.message);
       return throwError(() => error);
     }
-    const write = this.connect().then(() => this.writeEvent<TResult>(packet, transaction));
-    transaction?.track(write);
+    const write = transaction
+      ? this.writeEventIn<TResult>(transaction, packet)
+      : this.connect().then(() => this.writeEventAlone<TResult>(packet));
     // Tracking also marks the promise handled: an emit nobody subscribes to must not crash the
     // process. close() waits for it to settle either way.
     this.emitsInFlight.track(write.then(ignore, ignore));
@@ -152,38 +153,64 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
    * the same value. Use this from code that prefers a Promise.
    */
   protected dispatchEvent<T = EmitResult>(packet: ReadPacket): Promise<T> {
-    return this.writeEvent<T>(packet, this.joinableTransaction());
+    const transaction = this.joinableTransaction();
+    return transaction
+      ? this.writeEventIn<T>(transaction, packet)
+      : this.writeEventAlone<T>(packet);
   }
 
-  /** Writes the event inside `transaction`, or on its own when there is none. */
-  private async writeEvent<T>(
-    packet: ReadPacket,
-    transaction: ActiveTransaction | undefined,
-  ): Promise<T> {
+  /**
+   * Writes the event in `transaction`, which is told about the write at once and waits for it
+   * before it commits. The wake-ups go after the commit, or inside a transaction the library
+   * does not commit.
+   */
+  private async writeEventIn<T>(transaction: ActiveTransaction, packet: ReadPacket): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
-    const message = encodeOutgoing(
+    const statement = this.connect().then(() => {
+      const message = this.encode(pattern, packet);
+      return this.statements.insertEvent([
+        message.pattern,
+        message.idempotencyKey,
+        message.payload,
+      ]);
+    });
+    const hintsOf = (rows: Array<{ recipient: string }>) =>
+      rows.map(({ recipient }) => ({ recipient, pattern }));
+    const inserted = transaction.write<{ recipient: string }>(statement, ({ rows }) => {
+      if (transaction.ownsCommit) transaction.afterCommit(() => this.notifier.wake(hintsOf(rows)));
+    });
+    let written = inserted;
+    if (!transaction.ownsCommit) {
+      written = inserted.then(async (result) => {
+        await this.notifier.wakeWithin(transaction.client, hintsOf(result.rows));
+        return result;
+      });
+      transaction.track(written);
+    }
+    const { rows } = await written;
+    return this.emitted<T>(
+      pattern,
+      rows.map(({ recipient }) => recipient),
+    );
+  }
+
+  /** Writes the event committed on its own, sharing a statement with concurrent emits. */
+  private async writeEventAlone<T>(packet: ReadPacket): Promise<T> {
+    const pattern = this.normalizePattern(packet.pattern);
+    return this.emitted<T>(pattern, await this.writer.write(this.encode(pattern, packet)));
+  }
+
+  private encode(pattern: string, packet: ReadPacket): OutgoingMessage {
+    return encodeOutgoing(
       pattern,
       packet,
       (p) => this.serializer.serialize(p),
       this.options.maxPayloadBytes,
     );
-    let recipients: string[];
-    if (transaction) {
-      const write = transaction
-        .query<{ recipient: string }>(
-          this.statements.insertEvent([message.pattern, message.idempotencyKey, message.payload]),
-        )
-        .then(async ({ rows }) => {
-          const hints = rows.map(({ recipient }) => ({ recipient, pattern }));
-          if (transaction.ownsCommit) transaction.afterCommit(() => this.notifier.wake(hints));
-          else await this.notifier.wakeWithin(transaction.client, hints);
-          return rows.map(({ recipient }) => recipient);
-        });
-      transaction.track(write);
-      recipients = await write;
-    } else {
-      recipients = await this.writer.write(message);
-    }
+  }
+
+  /** What an emit resolves with; warns when no group subscribes to its pattern. */
+  private async emitted<T>(pattern: string, recipients: string[]): Promise<T> {
     if (recipients.length === 0) await this.reportIfUnsubscribed(pattern);
     const result: EmitResult = { recipients };
     return result as T;
@@ -196,12 +223,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
    */
   emitStatement(pattern: unknown, data: unknown): { text: string; values: string[] } {
     const normalized = this.normalizePattern(pattern as string);
-    const message = encodeOutgoing(
-      normalized,
-      this.createPacket(pattern, data),
-      (p) => this.serializer.serialize(p),
-      this.options.maxPayloadBytes,
-    );
+    const message = this.encode(normalized, this.createPacket(pattern, data));
     return {
       text: this.queries.insertEventAndNotify,
       values: [
@@ -218,12 +240,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     const pattern = this.normalizePattern(packet.pattern);
     let message;
     try {
-      message = encodeOutgoing(
-        pattern,
-        withId,
-        (p) => this.serializer.serialize(p),
-        this.options.maxPayloadBytes,
-      );
+      message = this.encode(pattern, withId);
     } catch (error) {
       callback({ err: error, isDisposed: true });
       return () => undefined;

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
 import { InFlight } from './in-flight.js';
+import { LateWrites } from './late-writes.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionEndedError } from '../errors/transaction-ended.error.js';
 import {
@@ -19,6 +20,12 @@ export interface TransactionFolding {
   readonly deferBegin?: boolean;
   /** `queryAndCommit` may send COMMIT with its statement. */
   readonly foldCommit?: boolean;
+  /**
+   * `write` may hold a write until the end of the turn of the event loop, so that one nobody
+   * awaits leaves with COMMIT (see LateWrites). Only for an owner that commits through
+   * `commitWithLateWrites`.
+   */
+  readonly lateWrites?: boolean;
 }
 
 /**
@@ -40,6 +47,7 @@ export class ActiveTransaction {
   private readonly foldCommit: boolean;
   /** COMMIT or ROLLBACK has been sent: anything sent after it would run outside. */
   private ended = false;
+  private readonly late: LateWrites | undefined;
 
   constructor(
     /** The connection holding the open transaction. */
@@ -55,6 +63,12 @@ export class ActiveTransaction {
   ) {
     this.beginDeferred = folding.deferBegin ?? false;
     this.foldCommit = folding.foldCommit ?? false;
+    this.late = folding.lateWrites
+      ? new LateWrites(
+          (config) => this.send(config),
+          (sent) => this.track(sent),
+        )
+      : undefined;
   }
 
   /** Whether BEGIN has been sent (or queued); until then there is nothing to commit. */
@@ -73,6 +87,7 @@ export class ActiveTransaction {
   /** The connection of the transaction, for code that sends its own queries on it. */
   get client(): pg.ClientBase {
     if (this.ended) throw new TransactionEndedError('A use of its connection');
+    this.late?.flush();
     if (this.beginDeferred) this.track(this.sendBegin());
     return this.connection;
   }
@@ -80,6 +95,35 @@ export class ActiveTransaction {
   /** Runs a query in the transaction; a deferred BEGIN leaves with it. */
   query<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
     if (this.ended) return Promise.reject(new TransactionEndedError('A query'));
+    this.late?.flush();
+    return this.send<R>(config);
+  }
+
+  /**
+   * Runs a write whose statement `statement` builds, and hands its result to `onResult` before
+   * the commit's after-commit work runs. The transaction waits for it before it commits. Where
+   * the owner allows it (`lateWrites`), the statement waits until the end of the current turn of
+   * the event loop, or the next statement, so that a write nobody awaits leaves with COMMIT.
+   */
+  write<R extends pg.QueryResultRow = any>(
+    statement: Promise<pg.QueryConfig>,
+    onResult?: (result: pg.QueryResult<R>) => void,
+  ): Promise<pg.QueryResult<R>> {
+    const deliver = onResult as ((result: pg.QueryResult) => void) | undefined;
+    if (this.late) return this.late.add(statement, deliver) as Promise<pg.QueryResult<R>>;
+    const sent = statement.then(async (config) => {
+      const result = await this.query<R>(config);
+      onResult?.(result);
+      return result;
+    });
+    this.track(sent);
+    return sent;
+  }
+
+  /** Sends a statement now, with BEGIN if it is still deferred. */
+  private send<R extends pg.QueryResultRow = any>(
+    config: pg.QueryConfig,
+  ): Promise<pg.QueryResult<R>> {
     if (!this.beginDeferred) return this.connection.query<R>(config);
     if (!canFold(this.connection, config, BEGIN_STATEMENT)) {
       // Queued in order: BEGIN, then the statement. A text without parameters keeps the simple
@@ -100,26 +144,83 @@ export class ActiveTransaction {
   async queryAndCommit<R extends pg.QueryResultRow = any>(
     config: pg.QueryConfig,
   ): Promise<pg.QueryResult<R>> {
-    const begin = this.beginDeferred;
-    const folds =
-      this.foldCommit &&
-      canFold(this.connection, config, COMMIT_STATEMENT) &&
-      (!begin || canFold(this.connection, config, BEGIN_STATEMENT));
-    if (!folds) {
+    if (!this.foldsWithCommit(config)) {
       const result = await this.query<R>(config);
       this.finishCommit(await this.sendCommit());
       return result;
     }
     if (this.ended) throw new TransactionEndedError('A query');
-    this.ended = true;
+    const { result, command } = await this.sendWithCommit<R>(config);
+    this.finishCommit(command);
+    return result;
+  }
+
+  /**
+   * Stops the end-of-turn sending of late writes: the owner is about to commit or roll back and
+   * takes them. Call before waiting for `settled()`.
+   */
+  protected holdLateWrites(): void {
+    this.late?.hold();
+  }
+
+  /**
+   * Commits once the transaction has settled: the last late write, if any, leaves with COMMIT
+   * (and with BEGIN, if nothing was sent yet) in one round trip. Resolves with COMMIT's command
+   * tag, or undefined when the transaction ran nothing and had nothing to commit.
+   */
+  protected async commitWithLateWrites(): Promise<string | undefined> {
+    // The writes queued before the last one are sent now, ahead of it.
+    const last = this.late?.takeLast();
+    if (!last) {
+      if (!this.beginDeferred) return this.sendCommit();
+      this.end();
+      return undefined;
+    }
+    const config = last.config!;
+    try {
+      if (!this.foldsWithCommit(config)) {
+        LateWrites.deliver(last, await this.send(config));
+        await this.settled();
+        return await this.sendCommit();
+      }
+      const { result, command } = await this.sendWithCommit(config);
+      LateWrites.deliver(last, result);
+      // The writes sent ahead of it have answered by now; a failure among them failed it too.
+      await this.settled();
+      return command;
+    } catch (error) {
+      last.reject(error);
+      throw error;
+    }
+  }
+
+  /** Whether `config` can carry COMMIT (and BEGIN, if still deferred) on this connection. */
+  private foldsWithCommit(config: pg.QueryConfig): boolean {
+    return (
+      this.foldCommit &&
+      canFold(this.connection, config, COMMIT_STATEMENT) &&
+      (!this.beginDeferred || canFold(this.connection, config, BEGIN_STATEMENT))
+    );
+  }
+
+  /** Sends `config` with COMMIT after it (and BEGIN before it, if still deferred). */
+  private async sendWithCommit<R extends pg.QueryResultRow>(
+    config: pg.QueryConfig,
+  ): Promise<{ result: pg.QueryResult<R>; command: string | undefined }> {
+    const begin = this.beginDeferred;
+    this.end();
     this.beginDeferred = false;
     let command: string | undefined;
     const result = await queryFolded<R>(this.connection, config, {
       begin: begin ? this.openingFailure() : undefined,
       commit: { done: (tag) => (command = tag) },
     });
-    this.finishCommit(command);
-    return result;
+    return { result, command };
+  }
+
+  /** Sends, in order, the late writes still queued (a rollback runs them first, as it found them). */
+  protected flushLateWrites(): void {
+    this.late?.flush();
   }
 
   /** Sends COMMIT, prepared where COMMIT may fold; resolves with its command tag. */
@@ -189,10 +290,14 @@ export class ActiveTransaction {
     this.ended = true;
   }
 
-  /** Called by the owner as it rolls back: nothing more joins, and the registered work is discarded. */
-  rolledBack(): void {
+  /**
+   * Called by the owner as it rolls back: nothing more joins, the registered work is discarded,
+   * and writes still queued fail with `cause`.
+   */
+  rolledBack(cause?: unknown): void {
     this.ended = true;
     this.afterCommitCallbacks.length = 0;
+    this.late?.rejectAll(cause ?? new TransactionEndedError('A write'));
   }
 }
 

@@ -26,7 +26,13 @@ export class PoolTransaction extends ActiveTransaction {
     private readonly poolClient: pg.PoolClient,
     deferBegin: boolean,
   ) {
-    super(poolClient, targetOfClient(poolClient), true, { deferBegin });
+    // With prepared statements, BEGIN leaves with the first statement, and an emit nobody
+    // awaited with COMMIT.
+    super(poolClient, targetOfClient(poolClient), true, {
+      deferBegin,
+      foldCommit: deferBegin,
+      lateWrites: deferBegin,
+    });
     poolClient.on('error', this.onError);
   }
 
@@ -52,18 +58,20 @@ export class PoolTransaction extends ActiveTransaction {
     super.beginFailed(error);
   }
 
-  /** Waits for writes still in flight, commits, then sends the wake-ups. */
+  /**
+   * Waits for writes still in flight, commits (with the last write nobody awaited, in one round
+   * trip), then sends the wake-ups.
+   */
   async commit(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
     let command: string | undefined;
     try {
+      this.holdLateWrites();
       await this.settled();
-      // No statement ran: there is no transaction to commit.
-      if (this.begun) command = await this.sendCommit();
-      else this.end();
+      command = await this.commitWithLateWrites();
     } catch (error) {
-      this.rolledBack();
+      this.rolledBack(error);
       await this.poolClient.query('ROLLBACK').catch(() => undefined);
       this.release(error as Error);
       throw error;
@@ -76,6 +84,10 @@ export class PoolTransaction extends ActiveTransaction {
   async rollback(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    // Writes still queued run first, as they would have had the transaction gone on.
+    this.holdLateWrites();
+    await this.settled().catch(() => undefined);
+    this.flushLateWrites();
     await this.settled().catch(() => undefined);
     this.end();
     let broken: Error | undefined;

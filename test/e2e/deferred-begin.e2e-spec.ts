@@ -6,21 +6,10 @@ import {
   type PostgresTransport,
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { countRoundTrips } from '../helpers/round-trips.js';
 import { query } from '../helpers/transport.js';
 
 const INSERT = 'INSERT INTO items (id) VALUES ($1)';
-
-/** Round trips on the pool's one connection, counted by the ReadyForQuery messages it receives. */
-async function countRoundTrips(pool: pg.Pool): Promise<{ count(): number }> {
-  const client = await pool.connect();
-  let count = 0;
-  (client as unknown as { connection: NodeJS.EventEmitter }).connection.on(
-    'readyForQuery',
-    () => count++,
-  );
-  client.release();
-  return { count: () => count };
-}
 
 async function itemIds(url: string): Promise<number[]> {
   const rows = await query<{ id: number }>(url, 'SELECT id FROM items ORDER BY id');

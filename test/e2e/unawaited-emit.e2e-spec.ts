@@ -11,6 +11,7 @@ import {
   TransactionEndedError,
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { countRoundTrips } from '../helpers/round-trips.js';
 import { query, startServer } from '../helpers/transport.js';
 import { sleep, waitFor } from '../helpers/wait-for.js';
 
@@ -92,6 +93,104 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
     await sleep(200);
     expect(await writers(db.url, 'r1')).toEqual({ items: [], messages: [] });
     expect((await writers(db.url, 'r2')).messages).toEqual([]);
+  });
+
+  /** A transaction with a query and an emit, so that the connection has prepared BEGIN and COMMIT. */
+  async function warmUp(): Promise<void> {
+    await host.run(async () => {
+      await host.query('INSERT INTO items (key) VALUES ($1)', [`warm-${Math.random()}`]);
+      await lastValueFrom(client.emit('issued', { key: 'warm' }));
+    });
+  }
+
+  it('sends an emit nobody awaits with BEGIN and COMMIT, in one round trip', async () => {
+    await warmUp();
+    const trips = await countRoundTrips(pool);
+    await host.run(async () => {
+      client.emit('issued', { key: 'a1' });
+    });
+    expect(trips.count()).toBe(1);
+    expect((await writers(db.url, 'a1')).messages).toHaveLength(1);
+  });
+
+  it('sends an emit nobody awaits after a statement with COMMIT: two round trips', async () => {
+    await warmUp();
+    const trips = await countRoundTrips(pool);
+    await host.run(async () => {
+      await host.query('INSERT INTO items (key) VALUES ($1)', ['b1']);
+      client.emit('issued', { key: 'b1' });
+    });
+    expect(trips.count()).toBe(2);
+    const { items, messages } = await writers(db.url, 'b1');
+    expect(messages).toEqual(items);
+  });
+
+  it('sends an awaited emit without waiting for the commit, and statements in the order made', async () => {
+    await warmUp();
+    const trips = await countRoundTrips(pool);
+    const seen: string[] = [];
+    await host.run(async () => {
+      const { recipients } = await lastValueFrom(client.emit('issued', { key: 'aw1' }));
+      seen.push(...recipients);
+      await host.query('INSERT INTO items (key) VALUES ($1)', ['aw1']);
+    });
+    expect(seen).toEqual(['audit']);
+    // BEGIN with the emit, the INSERT, COMMIT.
+    expect(trips.count()).toBe(3);
+    const [row] = await query<{ before: boolean }>(
+      db.url,
+      `SELECT (SELECT xmin::text FROM items WHERE key = 'aw1') =
+              (SELECT xmin::text FROM nestjs_transport.messages
+               WHERE payload->'data'->>'key' = 'aw1') AS before`,
+    );
+    expect(row.before).toBe(true);
+  });
+
+  it('writes several emits nobody awaits in the order they were made', async () => {
+    await warmUp();
+    const trips = await countRoundTrips(pool);
+    await host.run(async () => {
+      for (const key of ['d1', 'd2', 'd3']) client.emit('issued', { key });
+    });
+    expect(trips.count()).toBe(3);
+    const rows = await query<{ key: string }>(
+      db.url,
+      `SELECT payload->'data'->>'key' AS key FROM nestjs_transport.messages
+       WHERE payload->'data'->>'key' LIKE 'd_' ORDER BY id`,
+    );
+    expect(rows.map((row) => row.key)).toEqual(['d1', 'd2', 'd3']);
+  });
+
+  it('rolls back everything when the emit sent with COMMIT fails, and the connection goes on', async () => {
+    await query(
+      db.url,
+      `CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.payload->'data'->>'key' = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF;
+         RETURN NEW;
+       END $$;
+       CREATE TRIGGER refuse_boom BEFORE INSERT ON nestjs_transport.messages
+         FOR EACH ROW EXECUTE FUNCTION refuse_boom()`,
+    );
+    try {
+      await warmUp();
+      let emitted: Promise<unknown> | undefined;
+      await expect(
+        host.run(async () => {
+          await host.query('INSERT INTO items (key) VALUES ($1)', ['e1']);
+          emitted = lastValueFrom(client.emit('issued', { key: 'boom' }));
+        }),
+      ).rejects.toThrow('boom refused');
+      await expect(emitted).rejects.toThrow('boom refused');
+      expect((await writers(db.url, 'e1')).items).toEqual([]);
+      await host.run(async () => {
+        await host.query('INSERT INTO items (key) VALUES ($1)', ['e2']);
+        client.emit('issued', { key: 'e2' });
+      });
+      expect((await writers(db.url, 'e2')).messages).toHaveLength(1);
+    } finally {
+      await query(db.url, 'DROP TRIGGER refuse_boom ON nestjs_transport.messages');
+    }
   });
 
   it('refuses an emit made after the transaction ended, and writes nothing', async () => {

@@ -1,0 +1,99 @@
+import type pg from 'pg';
+
+/** A write queued in a transaction; `config` is set once its statement is built. */
+export interface LateWrite {
+  config?: pg.QueryConfig;
+  /** Called with the result before the write resolves, and before the commit's after-work. */
+  readonly onResult?: (result: pg.QueryResult) => void;
+  readonly resolve: (result: pg.QueryResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * The writes of a transaction that wait, at most until the end of the current turn of the event
+ * loop, for their transaction to commit. A write nobody awaits (an emit the handler did not
+ * await) is still queued when the owner commits, and then leaves with COMMIT in one round trip;
+ * a write someone awaits leaves at the end of the turn, or before any later statement, so
+ * statements still reach PostgreSQL in the order they were made.
+ */
+export class LateWrites {
+  private readonly queue: LateWrite[] = [];
+  private flushScheduled = false;
+  /** The owner is committing or rolling back and takes what is queued. */
+  private held = false;
+
+  constructor(
+    /** Sends one statement in the transaction, ahead of anything sent after it. */
+    private readonly send: (config: pg.QueryConfig) => Promise<pg.QueryResult>,
+    /** Tracks a statement sent, so that the owner waits for it before it commits. */
+    private readonly track: (sent: Promise<unknown>) => void,
+  ) {}
+
+  /** Queues a write whose statement `statement` builds. The returned promise is its result. */
+  add(
+    statement: Promise<pg.QueryConfig>,
+    onResult?: LateWrite['onResult'],
+  ): Promise<pg.QueryResult> {
+    return new Promise((resolve, reject) => {
+      const write: LateWrite = { onResult, resolve, reject };
+      this.queue.push(write);
+      const built = statement.then(
+        (config) => {
+          write.config = config;
+          this.scheduleFlush();
+        },
+        (error: unknown) => {
+          this.queue.splice(this.queue.indexOf(write), 1);
+          reject(error);
+          // Rethrown so that the transaction, tracking this, fails its commit.
+          throw error;
+        },
+      );
+      this.track(built);
+    });
+  }
+
+  /** Sends, in order, the writes at the head of the queue whose statement is built. */
+  flush(): void {
+    while (this.queue[0]?.config) {
+      const write = this.queue.shift()!;
+      const sent = this.send(write.config!);
+      this.track(sent);
+      sent.then((result) => LateWrites.deliver(write, result), write.reject);
+    }
+  }
+
+  /** Keeps the queued writes for the owner from now on: no flush at the end of the turn. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /**
+   * Sends every queued write but the last, and returns the last, for the owner to send with its
+   * COMMIT. Call once every statement is built (the transaction has settled).
+   */
+  takeLast(): LateWrite | undefined {
+    const last = this.queue.pop();
+    this.flush();
+    return last;
+  }
+
+  /** Fails the writes still queued: their transaction rolled back before they were sent. */
+  rejectAll(error: unknown): void {
+    for (const write of this.queue.splice(0)) write.reject(error);
+  }
+
+  static deliver(write: LateWrite, result: pg.QueryResult): void {
+    write.onResult?.(result);
+    write.resolve(result);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.held) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (!this.held) this.flush();
+    });
+  }
+}
