@@ -21,8 +21,8 @@ export interface TransactionFolding {
   /** `queryAndCommit` may send COMMIT with its statement. */
   readonly foldCommit?: boolean;
   /**
-   * `write` may hold a write until the end of the turn of the event loop, so that one nobody
-   * awaits leaves with COMMIT (see LateWrites). Only for an owner that commits through
+   * `write` may hold a write until the promise callbacks queued so far have run, so that one
+   * nobody awaits leaves with COMMIT (see LateWrites). Only for an owner that commits through
    * `commitWithLateWrites`.
    */
   readonly lateWrites?: boolean;
@@ -102,8 +102,8 @@ export class ActiveTransaction {
   /**
    * Runs a write whose statement `statement` builds, and hands its result to `onResult` before
    * the commit's after-commit work runs. The transaction waits for it before it commits. Where
-   * the owner allows it (`lateWrites`), the statement waits until the end of the current turn of
-   * the event loop, or the next statement, so that a write nobody awaits leaves with COMMIT.
+   * the owner allows it (`lateWrites`), the statement waits until the promise callbacks queued
+   * so far have run, or the next statement, so that a write nobody awaits leaves with COMMIT.
    */
   write<R extends pg.QueryResultRow = any>(
     statement: Promise<pg.QueryConfig>,

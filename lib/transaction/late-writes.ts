@@ -10,11 +10,13 @@ export interface LateWrite {
 }
 
 /**
- * The writes of a transaction that wait, at most until the end of the current turn of the event
- * loop, for their transaction to commit. A write nobody awaits (an emit the handler did not
- * await) is still queued when the owner commits, and then leaves with COMMIT in one round trip;
- * a write someone awaits leaves at the end of the turn, or before any later statement, so
- * statements still reach PostgreSQL in the order they were made.
+ * The writes of a transaction that wait, until the promise callbacks queued so far have run, for
+ * their transaction to commit. A function that returns without awaiting its write (an emit the
+ * handler did not await) has its owner's commit start within those callbacks: the write is then
+ * still queued and leaves with COMMIT, in one round trip. A write someone awaits leaves right
+ * after them (a `process.nextTick` callback runs once the promise callbacks queued before and
+ * during it have run), or before any later statement, so statements still reach PostgreSQL in
+ * the order they were made and no I/O is waited for.
  */
 export class LateWrites {
   private readonly queue: LateWrite[] = [];
@@ -91,7 +93,7 @@ export class LateWrites {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.held) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    process.nextTick(() => {
       this.flushScheduled = false;
       if (!this.held) this.flush();
     });

@@ -1,13 +1,14 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { Controller, Inject } from '@nestjs/common';
+import { Controller, Inject, type ExecutionContext } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import pg from 'pg';
-import { lastValueFrom } from 'rxjs';
+import { from, lastValueFrom, toArray } from 'rxjs';
 import {
   ClientPostgres,
   POSTGRES_TRANSPORT,
   PostgresContext,
   PostgresTransactionHost,
+  PostgresTransactionInterceptor,
   TransactionEndedError,
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -144,6 +145,26 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
                WHERE payload->'data'->>'key' = 'aw1') AS before`,
     );
     expect(row.before).toBe(true);
+  });
+
+  it('sends an emit nobody awaits in an intercepted handler with COMMIT', async () => {
+    await warmUp();
+    const interceptor = new PostgresTransactionInterceptor(host);
+    const handler = async () => {
+      client.emit('issued', { key: 'i1' });
+      return 'created';
+    };
+    const context = {
+      getHandler: () => handler,
+      getClass: () => Object,
+    } as unknown as ExecutionContext;
+    const trips = await countRoundTrips(pool);
+    const values = await lastValueFrom(
+      interceptor.intercept(context, { handle: () => from(handler()) }).pipe(toArray()),
+    );
+    expect(values).toEqual(['created']);
+    expect(trips.count()).toBe(1);
+    expect((await writers(db.url, 'i1')).messages).toHaveLength(1);
   });
 
   it('writes several emits nobody awaits in the order they were made', async () => {
