@@ -54,6 +54,7 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
   beforeEach(() => {
     // One connection: a write that escaped its transaction would land in the next one.
     pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    pool.on('error', () => undefined);
     host = new PostgresTransactionHost(pool);
     // Not connected yet, so that its first emit waits for the connection before writing.
     client = new ClientPostgres({ connectionString: db.url });
@@ -212,6 +213,27 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
     } finally {
       await query(db.url, 'DROP TRIGGER refuse_boom ON nestjs_transport.messages');
     }
+  });
+
+  it('keeps neither the write nor the emit when the connection dies before the COMMIT they leave with', async () => {
+    await warmUp();
+    await expect(
+      host.run(async () => {
+        await host.query('INSERT INTO items (key) VALUES ($1)', ['x1']);
+        const { rows } = await host.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await query(db.url, 'SELECT pg_terminate_backend($1)', [rows[0].pid]);
+        client.emit('issued', { key: 'x1' });
+      }),
+    ).rejects.toThrow();
+    expect(await writers(db.url, 'x1')).toEqual({ items: [], messages: [] });
+    // The dead connection was dropped; the next transaction runs on a new one.
+    await host.run(async () => {
+      await host.query('INSERT INTO items (key) VALUES ($1)', ['x2']);
+      client.emit('issued', { key: 'x2' });
+    });
+    const { items, messages } = await writers(db.url, 'x2');
+    expect(items).toHaveLength(1);
+    expect(messages).toEqual(items);
   });
 
   it('refuses an emit made after the transaction ended, and writes nothing', async () => {
