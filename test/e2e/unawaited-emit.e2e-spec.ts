@@ -5,6 +5,7 @@ import pg from 'pg';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import {
   ClientPostgres,
+  PayloadError,
   POSTGRES_TRANSPORT,
   PostgresContext,
   PostgresTransactionHost,
@@ -213,6 +214,18 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
     } finally {
       await query(db.url, 'DROP TRIGGER refuse_boom ON nestjs_transport.messages');
     }
+  });
+
+  it('fails the transaction whose emit cannot be written, even if nobody awaits it', async () => {
+    const circular: Record<string, unknown> = { key: 'p1' };
+    circular.self = circular;
+    await expect(
+      host.run(async () => {
+        await host.query('INSERT INTO items (key) VALUES ($1)', ['p1']);
+        client.emit('issued', circular);
+      }),
+    ).rejects.toBeInstanceOf(PayloadError);
+    expect(await writers(db.url, 'p1')).toEqual({ items: [], messages: [] });
   });
 
   it('keeps neither the write nor the emit when the connection dies before the COMMIT they leave with', async () => {
