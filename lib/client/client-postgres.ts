@@ -26,6 +26,8 @@ import { targetOfClient } from '../transaction/client-target.js';
 import { InFlight } from '../transaction/in-flight.js';
 import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { EventWriter } from './event-writer.js';
+import { writeEventInTransaction } from './transaction-event-write.js';
+import { UnsubscribedPatterns } from './unsubscribed-patterns.js';
 import { encodeOutgoing, type OutgoingMessage } from './outgoing-message.js';
 import { ReplyInbox } from './reply-inbox.js';
 
@@ -53,7 +55,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
   private readonly inbox: ReplyInbox;
   private readonly writer: EventWriter;
   private readonly subscriptions = new Subscription();
-  private readonly unsubscribedPatterns = new Set<string>();
+  private readonly unsubscribed: UnsubscribedPatterns;
   private connection: Promise<void> | undefined;
   private lease: ListenerLease | undefined;
   /** Emits made and not yet settled; close() waits for them. */
@@ -68,6 +70,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     this.statements = messageStatements(this.queries, connection.preparedStatements);
     this.notifier = new WakeupNotifier(connection);
     this.writer = new EventWriter(connection.pool, this.statements, this.notifier);
+    this.unsubscribed = new UnsubscribedPatterns(connection.pool, this.statements, this.logger);
     this.inbox = new ReplyInbox({
       address: `reply:${randomUUID()}`,
       pool: connection.pool,
@@ -159,11 +162,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
       : this.writeEventAlone<T>(packet);
   }
 
-  /**
-   * Writes the event in `transaction`, which is told about the write at once and waits for it
-   * before it commits. The wake-ups go after the commit, or inside a transaction the library
-   * does not commit.
-   */
+  /** Writes the event in `transaction`, which waits for the write before it commits. */
   private async writeEventIn<T>(transaction: ActiveTransaction, packet: ReadPacket): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
     const statement = this.connect().then(() => {
@@ -174,24 +173,13 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
         message.payload,
       ]);
     });
-    const hintsOf = (rows: Array<{ recipient: string }>) =>
-      rows.map(({ recipient }) => ({ recipient, pattern }));
-    const inserted = transaction.write<{ recipient: string }>(statement, ({ rows }) => {
-      if (transaction.ownsCommit) transaction.afterCommit(() => this.notifier.wake(hintsOf(rows)));
-    });
-    let written = inserted;
-    if (!transaction.ownsCommit) {
-      written = inserted.then(async (result) => {
-        await this.notifier.wakeWithin(transaction.client, hintsOf(result.rows));
-        return result;
-      });
-      transaction.track(written);
-    }
-    const { rows } = await written;
-    return this.emitted<T>(
+    const recipients = await writeEventInTransaction(
+      transaction,
+      statement,
       pattern,
-      rows.map(({ recipient }) => recipient),
+      this.notifier,
     );
+    return this.emitted<T>(pattern, recipients);
   }
 
   /** Writes the event committed on its own, sharing a statement with concurrent emits. */
@@ -211,7 +199,7 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
 
   /** What an emit resolves with; warns when no group subscribes to its pattern. */
   private async emitted<T>(pattern: string, recipients: string[]): Promise<T> {
-    if (recipients.length === 0) await this.reportIfUnsubscribed(pattern);
+    if (recipients.length === 0) await this.unsubscribed.check(pattern);
     const result: EmitResult = { recipients };
     return result as T;
   }
@@ -307,20 +295,6 @@ export class ClientPostgres extends ClientProxy<PostgresClientEvents, string> {
     if (ambient && ambient.target === this.options.connection.target) return ambient;
     const external = this.options.externalTransaction?.();
     return external ? new ActiveTransaction(external, targetOfClient(external), false) : undefined;
-  }
-
-  /** Warns once per pattern when an event was not stored because no group subscribes to it. */
-  private async reportIfUnsubscribed(pattern: string): Promise<void> {
-    if (this.unsubscribedPatterns.has(pattern)) return;
-    const { rows } = await this.options.connection
-      .pool()
-      .query<{ subscribed: boolean }>(this.statements.hasEventSubscriber([pattern]));
-    if (rows[0].subscribed) return;
-    this.unsubscribedPatterns.add(pattern);
-    this.logger.warn(
-      `No group subscribes to "${pattern}", so the event was not stored. Start a ServerPostgres ` +
-        `with a handler for it once; from then on its events wait for it.`,
-    );
   }
 }
 
