@@ -65,7 +65,8 @@ export class ActiveTransaction {
     this.foldCommit = folding.foldCommit ?? false;
     this.late = folding.lateWrites
       ? new LateWrites(
-          (config) => this.send(config),
+          (config) =>
+            this.ended ? Promise.reject(new TransactionEndedError('A write')) : this.send(config),
           (sent) => this.track(sent),
         )
       : undefined;
@@ -144,6 +145,7 @@ export class ActiveTransaction {
   async queryAndCommit<R extends pg.QueryResultRow = any>(
     config: pg.QueryConfig,
   ): Promise<pg.QueryResult<R>> {
+    this.late?.flush();
     if (!this.foldsWithCommit(config)) {
       const result = await this.query<R>(config);
       this.finishCommit(await this.sendCommit());
@@ -156,8 +158,8 @@ export class ActiveTransaction {
   }
 
   /**
-   * Stops the end-of-turn sending of late writes: the owner is about to commit or roll back and
-   * takes them. Call before waiting for `settled()`.
+   * Keeps held writes for the owner, which is about to commit or roll back and takes them. Call
+   * before waiting for `settled()`.
    */
   protected holdLateWrites(): void {
     this.late?.hold();

@@ -45,8 +45,11 @@ export class LateWrites {
           this.scheduleFlush();
         },
         (error: unknown) => {
-          this.queue.splice(this.queue.indexOf(write), 1);
+          const at = this.queue.indexOf(write);
+          if (at >= 0) this.queue.splice(at, 1);
           reject(error);
+          // The writes queued behind it may be ready.
+          this.scheduleFlush();
           // Rethrown so that the transaction, tracking this, fails its commit.
           throw error;
         },
@@ -65,7 +68,7 @@ export class LateWrites {
     }
   }
 
-  /** Keeps the queued writes for the owner from now on: no flush at the end of the turn. */
+  /** Keeps the queued writes for the owner from now on: no scheduled flush sends them. */
   hold(): void {
     this.held = true;
   }

@@ -228,6 +228,28 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
     expect(await writers(db.url, 'p1')).toEqual({ items: [], messages: [] });
   });
 
+  it('sends an awaited emit queued behind one that fails, and then fails the transaction', async () => {
+    // The first emit's client is still connecting, so the second emit's statement is ready
+    // first and waits behind it, to keep their order.
+    const connected = new ClientPostgres({ connectionString: db.url });
+    await connected.connect();
+    const circular: Record<string, unknown> = { key: 'o1' };
+    circular.self = circular;
+    let second: unknown;
+    try {
+      await expect(
+        host.run(async () => {
+          client.emit('issued', circular);
+          second = await lastValueFrom(connected.emit('issued', { key: 'o2' }));
+        }),
+      ).rejects.toBeInstanceOf(PayloadError);
+    } finally {
+      await connected.close();
+    }
+    expect(second).toEqual({ recipients: ['audit'] });
+    expect((await writers(db.url, 'o2')).messages).toEqual([]);
+  });
+
   it('keeps neither the write nor the emit when the connection dies before the COMMIT they leave with', async () => {
     await warmUp();
     await expect(
