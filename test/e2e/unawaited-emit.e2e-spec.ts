@@ -298,14 +298,31 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
 
 describe('an emit nobody awaits, inside a consume handler', () => {
   const ISSUER = 'ISSUER';
+  /** What the late work of "late" tickets met, once the batch had committed. */
+  const lateErrors: unknown[] = [];
 
   @Controller()
   class TicketController {
     constructor(@Inject(ISSUER) private readonly issuer: ClientPostgres) {}
 
-    /** Writes an item and emits without awaiting; a key starting with "fail" then throws. */
+    /**
+     * Writes an item and emits without awaiting; a key starting with "fail" then throws, one
+     * starting with "late" does both from a timer instead.
+     */
     @EventPattern<string>('ticket', POSTGRES_TRANSPORT)
     async ticket(@Payload() body: { key: string }, @Ctx() ctx: PostgresContext) {
+      if (body.key.startsWith('late')) {
+        // Work the handler starts and does not wait for: it outlives the consume transaction.
+        setTimeout(() => {
+          ctx.query('INSERT INTO items (key) VALUES ($1)', [body.key]).catch((error: unknown) => {
+            lateErrors.push(error);
+          });
+          lastValueFrom(this.issuer.emit('issued', { key: body.key })).catch((error: unknown) => {
+            lateErrors.push(error);
+          });
+        }, 100);
+        return;
+      }
       await ctx.query('INSERT INTO items (key) VALUES ($1)', [body.key]);
       this.issuer.emit('issued', { key: body.key });
       if (body.key.startsWith('fail')) throw new Error(`${body.key} refused`);
@@ -335,6 +352,13 @@ describe('an emit nobody awaits, inside a consume handler', () => {
     await app.close();
     await issuer.close();
     await db.drop();
+  });
+
+  it('refuses the queries and emits a handler makes after its consume transaction ended', async () => {
+    await lastValueFrom(sender.emit('ticket', { key: 'late-1' }));
+    await waitFor(() => lateErrors.length === 2, { message: 'the late work' });
+    for (const error of lateErrors) expect(error).toBeInstanceOf(TransactionEndedError);
+    expect(await writers(db.url, 'late-1')).toEqual({ items: [], messages: [] });
   });
 
   it('writes the emit in the consume transaction, and rolls it back with a failed handler', async () => {
