@@ -21,7 +21,8 @@ import {
   type MessageQueries,
   type MessageStatements,
 } from '../sql/message.queries.js';
-import { ActiveTransaction, currentTransaction } from '../transaction/active-transaction.js';
+import { ActiveTransaction } from '../transaction/active-transaction.js';
+import { currentTransaction } from '../transaction/ambient-transaction.js';
 import { targetOfClient } from '../transaction/client-target.js';
 import { InFlight } from '../transaction/in-flight.js';
 import { WakeupNotifier } from '../wakeup/wakeup-notifier.js';

@@ -1,7 +1,8 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
 import { BEGIN_BATCH, MESSAGE_SAVEPOINT, type MessageStatements } from '../sql/message.queries.js';
-import { ActiveTransaction, runInTransaction } from '../transaction/active-transaction.js';
+import { ActiveTransaction } from '../transaction/active-transaction.js';
+import { runInTransaction } from '../transaction/ambient-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
 import { tracksReadyForQuery, whenAnswered } from './answered.js';
 import type { ClaimedBatch, ClaimedMessage, HandleResult } from './claimed-message.js';

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
 import { InFlight } from './in-flight.js';
 import { LateWrites } from './late-writes.js';
@@ -301,16 +300,4 @@ export class ActiveTransaction {
     this.afterCommitCallbacks.length = 0;
     this.late?.rejectAll(cause ?? new TransactionEndedError('A write'));
   }
-}
-
-const storage = new AsyncLocalStorage<ActiveTransaction>();
-
-/** The transaction bound to the current async context, if any. */
-export function currentTransaction(): ActiveTransaction | undefined {
-  return storage.getStore();
-}
-
-/** Runs `fn` with `transaction` as the ambient transaction of everything it awaits or subscribes. */
-export function runInTransaction<T>(transaction: ActiveTransaction, fn: () => T): T {
-  return storage.run(transaction, fn);
 }

@@ -3,7 +3,8 @@ import type pg from 'pg';
 import { POSTGRES_POOL } from '../postgres.constants.js';
 import { PostgresTransport } from '../postgres-transport.service.js';
 import { runUserQuery } from '../sql/user-statements.js';
-import { ActiveTransaction, currentTransaction, runInTransaction } from './active-transaction.js';
+import { ActiveTransaction } from './active-transaction.js';
+import { currentTransaction, runInTransaction } from './ambient-transaction.js';
 import { targetOfClient } from './client-target.js';
 import { PoolTransaction } from './pool-transaction.js';
 

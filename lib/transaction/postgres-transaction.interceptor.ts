@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { Observable, type Subscription } from 'rxjs';
 import { PostgresTransportError } from '../errors/postgres-transport.error.js';
-import { currentTransaction, runInTransaction } from './active-transaction.js';
+import { currentTransaction, runInTransaction } from './ambient-transaction.js';
 import { PoolTransaction } from './pool-transaction.js';
 import { PostgresTransactionHost } from './postgres-transaction-host.js';
 
