@@ -40,9 +40,19 @@ class OrdersController {
   @Post()
   @Transactional()
   async create(
-    @Body() body: { id: string; fail?: 'after-emit' | 'not-fire-and-forget' | 'swallowed' },
+    @Body()
+    body: {
+      id: string;
+      fail?: 'after-emit' | 'not-fire-and-forget' | 'swallowed';
+      unawaited?: boolean;
+    },
   ) {
     await this.db.query('INSERT INTO orders (id) VALUES ($1)', [body.id]);
+    if (body.unawaited) {
+      // Nest's usual way to emit: nobody waits for it; the interceptor's commit does.
+      this.events.emit('order.created', { id: body.id });
+      return { id: body.id };
+    }
     if (body.fail === 'not-fire-and-forget') {
       // Not awaited: the interceptor still waits for the write before it commits or rolls back.
       this.events.emit('order.created', { id: body.id });
@@ -147,6 +157,28 @@ describe('atomic publish', () => {
     expect(await ordersWithMessages('o-1')).toBe(1);
     await waitFor(() => shipped.includes('o-1'), { message: 'shipment of o-1' });
     expect(await count(db.url, "SELECT 1 FROM shipments WHERE order_id = 'o-1'")).toBe(1);
+  });
+
+  it('commits an emit the handler did not await with the order, in the same transaction', async () => {
+    // now() is the start of the transaction that calls it: equal stamps mean one transaction.
+    // (xmin cannot tell: the consumer's claim rewrites the message row.)
+    await query(
+      db.url,
+      'ALTER TABLE orders ADD COLUMN IF NOT EXISTS created_at timestamptz DEFAULT now()',
+    );
+    await request(app.getHttpServer())
+      .post('/orders')
+      .send({ id: 'o-9', unawaited: true })
+      .expect(201, { id: 'o-9' });
+    // Committed before the response was sent.
+    const [row] = await query<{ same: boolean }>(
+      db.url,
+      `SELECT (SELECT created_at FROM orders WHERE id = 'o-9') =
+              (SELECT created_at FROM nestjs_transport.messages
+               WHERE pattern = 'order.created' AND payload->'data'->>'id' = 'o-9') AS same`,
+    );
+    expect(row.same).toBe(true);
+    await waitFor(() => shipped.includes('o-9'), { message: 'shipment of o-9' });
   });
 
   it('leaves neither row nor message when the handler throws after emitting', async () => {
