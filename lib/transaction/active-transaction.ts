@@ -10,6 +10,7 @@ import {
   PREPARE_AND_BEGIN,
   PREPARE_AND_COMMIT,
   queryFolded,
+  queryGuarded,
   speaksProtocol,
 } from './folded-query.js';
 
@@ -258,9 +259,14 @@ export class ActiveTransaction {
     return { failed: (error) => this.beginFailed(error) };
   }
 
+  /**
+   * Sends BEGIN on its own, ahead of whatever is queued next. Should it fail, the connection is
+   * dropped at once, so that nothing queued behind it runs outside the transaction.
+   */
   private sendBegin(): Promise<unknown> {
     this.beginDeferred = false;
-    return this.connection.query(speaksProtocol(this.connection) ? PREPARE_AND_BEGIN : 'BEGIN');
+    if (!speaksProtocol(this.connection)) return this.connection.query('BEGIN');
+    return queryGuarded(this.connection, PREPARE_AND_BEGIN, (error) => this.beginFailed(error));
   }
 
   /** Runs `callback` once the transaction has committed; dropped on rollback. */

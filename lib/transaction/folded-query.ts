@@ -107,6 +107,42 @@ class FoldedQuery extends pg.Query {
   }
 }
 
+/**
+ * An ordinary query whose failure is reported synchronously, as PostgreSQL's error arrives and
+ * before node-postgres sends the next query queued on the connection.
+ */
+class GuardedQuery extends pg.Query {
+  constructor(
+    config: pg.QueryConfig,
+    private readonly failed: (error: Error) => void,
+    callback: (error: Error | undefined, result: pg.QueryResult) => void,
+  ) {
+    super(config, undefined, callback as never);
+  }
+
+  handleError(error: Error, connection: ProtocolConnection): void {
+    this.failed(error);
+    queryInternals.handleError.call(this, error, connection);
+  }
+}
+
+/**
+ * Runs `config` on node-postgres's own `client` (check `speaksProtocol`) and calls `failed` the
+ * moment it fails, before anything queued behind it is sent.
+ */
+export function queryGuarded(
+  client: pg.ClientBase,
+  config: pg.QueryConfig,
+  failed: (error: Error) => void,
+): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const query = new GuardedQuery(config, failed, (error, result) =>
+      error ? reject(error) : resolve(result),
+    );
+    void client.query(query);
+  });
+}
+
 function protocolOf(client: pg.ClientBase): ProtocolConnection | undefined {
   const connection = (client as unknown as { connection?: ProtocolConnection }).connection;
   if (

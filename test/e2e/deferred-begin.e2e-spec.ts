@@ -146,6 +146,20 @@ describe('PostgresTransactionHost: BEGIN leaves with the first statement', () =>
     await host.run(() => host.query(INSERT, [4]));
     expect(await itemIds(db.url)).toEqual([1, 4]);
   });
+  it('runs no statement outside the transaction when a BEGIN sent on its own fails', async () => {
+    await host.run(() => host.query(INSERT, [1]));
+    await pool.query('DEALLOCATE ALL');
+    // A first statement without parameters cannot carry BEGIN: BEGIN goes ahead of it.
+    await expect(
+      host.run(async () => {
+        await host.query('INSERT INTO items (id) VALUES (2)');
+      }),
+    ).rejects.toThrow();
+    expect(await itemIds(db.url)).toEqual([1]);
+    await host.run(() => host.query(INSERT, [3]));
+    expect(await itemIds(db.url)).toEqual([1, 3]);
+  });
+
   it('rolls back when the connection is cut after the statement that carried BEGIN', async () => {
     await host.run(() => host.query(INSERT, [1]));
     await expect(
