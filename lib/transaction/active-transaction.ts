@@ -298,6 +298,14 @@ export class ActiveTransaction {
   }
 
   /**
+   * Ends the library's part in a transaction its caller commits: statements and emits made
+   * after this are refused instead of being sent on a connection the caller has moved on with.
+   */
+  handOver(): void {
+    this.ended = true;
+  }
+
+  /**
    * Called by the owner as it rolls back: nothing more joins, the registered work is discarded,
    * and writes still queued fail with `cause`.
    */

@@ -88,8 +88,13 @@ export class PostgresTransactionHost {
       );
     }
     const transaction = new ActiveTransaction(client, targetOfClient(client), false);
-    const result = await runInTransaction(transaction, fn);
-    await transaction.settled();
-    return result;
+    try {
+      const result = await runInTransaction(transaction, fn);
+      await transaction.settled();
+      return result;
+    } finally {
+      // The caller commits from here on; anything made later in fn's context is refused.
+      transaction.handOver();
+    }
   }
 }

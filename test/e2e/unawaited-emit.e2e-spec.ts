@@ -284,6 +284,25 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
     expect((await writers(db.url, 'l1')).messages).toEqual([]);
   });
 
+  it("refuses an emit made in runWith's context after runWith resolved", async () => {
+    let late: Promise<unknown> | undefined;
+    const connection = await pool.connect();
+    try {
+      await connection.query('BEGIN');
+      await host.runWith(connection, async () => {
+        await connection.query('INSERT INTO items (key) VALUES ($1)', ['h1']);
+        setTimeout(() => (late = lastValueFrom(client.emit('issued', { key: 'h1' }))), 20);
+      });
+      await connection.query('COMMIT');
+    } finally {
+      connection.release();
+    }
+    await waitFor(() => late !== undefined, { message: 'the late emit' });
+    await expect(late).rejects.toBeInstanceOf(TransactionEndedError);
+    await sleep(100);
+    expect((await writers(db.url, 'h1')).messages).toEqual([]);
+  });
+
   it('refuses a query made after the transaction ended', async () => {
     let late: Promise<unknown> | undefined;
     await host.run(async () => {
