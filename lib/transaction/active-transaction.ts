@@ -65,8 +65,7 @@ export class ActiveTransaction {
     this.foldCommit = folding.foldCommit ?? false;
     this.late = folding.lateWrites
       ? new LateWrites(
-          (config) =>
-            this.ended ? Promise.reject(new TransactionEndedError('A write')) : this.send(config),
+          (config) => this.send(config),
           (sent) => this.track(sent),
         )
       : undefined;
@@ -95,7 +94,6 @@ export class ActiveTransaction {
 
   /** Runs a query in the transaction; a deferred BEGIN leaves with it. */
   query<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
-    if (this.ended) return Promise.reject(new TransactionEndedError('A query'));
     this.late?.flush();
     return this.send<R>(config);
   }
@@ -121,10 +119,14 @@ export class ActiveTransaction {
     return sent;
   }
 
-  /** Sends a statement now, with BEGIN if it is still deferred. */
+  /**
+   * Sends a statement now, with BEGIN if it is still deferred: every statement of the
+   * transaction but one carrying COMMIT leaves here, refused once the transaction has ended.
+   */
   private send<R extends pg.QueryResultRow = any>(
     config: pg.QueryConfig,
   ): Promise<pg.QueryResult<R>> {
+    if (this.ended) return Promise.reject(new TransactionEndedError('A query'));
     if (!this.beginDeferred) return this.connection.query<R>(config);
     if (!canFold(this.connection, config, BEGIN_STATEMENT)) {
       // Queued in order: BEGIN, then the statement. A text without parameters keeps the simple
@@ -151,7 +153,6 @@ export class ActiveTransaction {
       this.finishCommit(await this.sendCommit());
       return result;
     }
-    if (this.ended) throw new TransactionEndedError('A query');
     const { result, command } = await this.sendWithCommit<R>(config);
     this.finishCommit(command);
     return result;
@@ -209,6 +210,7 @@ export class ActiveTransaction {
   private async sendWithCommit<R extends pg.QueryResultRow>(
     config: pg.QueryConfig,
   ): Promise<{ result: pg.QueryResult<R>; command: string | undefined }> {
+    if (this.ended) throw new TransactionEndedError('A query');
     const begin = this.beginDeferred;
     this.end();
     this.beginDeferred = false;
@@ -302,7 +304,7 @@ export class ActiveTransaction {
    * after this are refused instead of being sent on a connection the caller has moved on with.
    */
   handOver(): void {
-    this.ended = true;
+    this.end();
   }
 
   /**
