@@ -4,7 +4,7 @@ import { BEGIN_BATCH, MESSAGE_SAVEPOINT, type MessageStatements } from '../sql/m
 import { ActiveTransaction } from '../transaction/active-transaction.js';
 import { runInTransaction } from '../transaction/ambient-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
-import { tracksReadyForQuery, whenAnswered } from './answered.js';
+import { tracksReadyForQuery } from '../transaction/answered.js';
 import type { ClaimedBatch, ClaimedMessage, HandleResult } from './claimed-message.js';
 import type { ConsumeConnections } from './consume-connections.js';
 import {
@@ -87,7 +87,6 @@ export class BatchProcessor {
       }
     } catch (error) {
       broken = error as Error;
-      await client.query('ROLLBACK').catch(() => undefined);
       this.logger.error(
         `Batch of ${batch.length} in group "${this.deps.group}" rolled back; its messages return ` +
           `when their lease ends: ${broken.message}`,
@@ -126,15 +125,18 @@ export class BatchProcessor {
   ): Promise<'committed' | Replay> {
     // Without savepoints, BEGIN leaves with the batch's first statement (a handler's query, a
     // reply or the settle), and COMMIT with the settle. Otherwise BEGIN is not awaited: the
-    // handler's first query queues behind it on this connection, so the handler starts one round
-    // trip sooner. A failed BEGIN fails that query, or the settle.
+    // handler's first query waits for it in the transaction's turn, so the handler starts one
+    // round trip sooner. A failed BEGIN drops the connection, which fails that query, or the
+    // settle.
     const fold = this.deps.foldTransaction;
     const deferred = !isolated && fold;
     const transaction = new ActiveTransaction(client, this.deps.target, true, {
       deferBegin: deferred,
       foldCommit: fold,
     });
-    const begun = deferred ? Promise.resolve() : client.query(isolated ? BEGIN_BATCH : 'BEGIN');
+    const begun = deferred
+      ? Promise.resolve()
+      : transaction.open({ text: isolated ? BEGIN_BATCH : 'BEGIN' });
     begun.catch(() => undefined);
     try {
       const settlements: Settlement[] = [];
@@ -145,14 +147,14 @@ export class BatchProcessor {
         if (isolated) {
           // The message an earlier run already decided keeps that outcome and its duration.
           const decided = known?.id === message.id ? known : undefined;
-          const result = await this.processIsolated(client, transaction, message, decided?.result);
+          const result = await this.processIsolated(transaction, message, decided?.result);
           handled = { result, durationMs: decided?.durationMs ?? performance.now() - started };
         } else {
           const result = await this.processOptimistic(client, transaction, message, begun);
           handled = { result, durationMs: performance.now() - started };
           if (result.rollback) {
             transaction.rolledBack();
-            if (transaction.begun) await client.query('ROLLBACK');
+            if (transaction.begun) await transaction.control('ROLLBACK');
             return { replay: true, failed: { id: message.id, ...handled } };
           }
         }
@@ -178,6 +180,8 @@ export class BatchProcessor {
       return 'committed';
     } catch (error) {
       transaction.rolledBack();
+      // In its turn: statements the handlers did not await may still be waiting to be sent.
+      await transaction.control('ROLLBACK').catch(() => undefined);
       throw error;
     }
   }
@@ -208,7 +212,7 @@ export class BatchProcessor {
     if (!transaction.begun) return result;
     // Once every statement of this message has answered, 'E' means one failed and the handler
     // carried on regardless.
-    await whenAnswered(client);
+    await transaction.answered();
     const status = client.getTransactionStatus();
     if (status === 'E') return abortedBy('a statement failed and the handler went on');
     if (status !== 'T') {
@@ -222,7 +226,6 @@ export class BatchProcessor {
 
   /** Runs one message inside the savepoint that is open on entry, and leaves a fresh one. */
   private async processIsolated(
-    client: pg.PoolClient,
     transaction: ActiveTransaction,
     message: ClaimedMessage,
     known: HandleResult | undefined,
@@ -236,7 +239,7 @@ export class BatchProcessor {
       try {
         await transaction.settled();
         if (result.reply !== undefined) await this.writeReply(transaction, message, result.reply);
-        await client.query(NEXT_SAVEPOINT);
+        await transaction.control(NEXT_SAVEPOINT);
         return result;
       } catch (error) {
         result = abortedBy((error as Error).message);
@@ -245,10 +248,10 @@ export class BatchProcessor {
     this.isolatedBatches = ISOLATED_BATCHES_AFTER_FAILURE;
     await transaction.settled().catch(() => undefined);
     // Undoes the handler's writes; the savepoint stays open and clean.
-    await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+    await transaction.control(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
     if (result.reply !== undefined) {
       await this.writeReply(transaction, message, result.reply);
-      await client.query(NEXT_SAVEPOINT);
+      await transaction.control(NEXT_SAVEPOINT);
     }
     return result;
   }

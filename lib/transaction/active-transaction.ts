@@ -1,8 +1,11 @@
 import type pg from 'pg';
 import { InFlight } from './in-flight.js';
 import { LateWrites } from './late-writes.js';
+import { StatementLane } from './statement-lane.js';
+import { transactionClient, type RawQuery } from './transaction-client.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionEndedError } from '../errors/transaction-ended.error.js';
+import { whenAnswered } from './answered.js';
 import {
   BEGIN_STATEMENT,
   canFold,
@@ -48,6 +51,9 @@ export class ActiveTransaction {
   /** COMMIT or ROLLBACK has been sent: anything sent after it would run outside. */
   private ended = false;
   private readonly late: LateWrites | undefined;
+  /** Every statement of the transaction leaves through it, one at a time and in order. */
+  private readonly lane: StatementLane;
+  private laneClient: pg.ClientBase | undefined;
 
   constructor(
     /** The connection holding the open transaction. */
@@ -61,6 +67,7 @@ export class ActiveTransaction {
     readonly ownsCommit = true,
     folding: TransactionFolding = {},
   ) {
+    this.lane = new StatementLane(connection);
     this.beginDeferred = folding.deferBegin ?? false;
     this.foldCommit = folding.foldCommit ?? false;
     this.late = folding.lateWrites
@@ -84,13 +91,41 @@ export class ActiveTransaction {
     return !this.ended;
   }
 
-  /** The connection of the transaction, for code that sends its own queries on it. */
+  /**
+   * The connection of the transaction, for code that sends its own queries on it (an ORM, a
+   * query builder): its `query` takes its turn among the transaction's statements, and is
+   * refused once the transaction has ended, when the connection may already serve another.
+   */
   get client(): pg.ClientBase {
     if (this.ended) throw new TransactionEndedError('A use of its connection');
     this.late?.flush();
     if (this.beginDeferred) this.track(this.sendBegin());
-    return this.connection;
+    this.laneClient ??= transactionClient(this.connection, this.rawQuery);
+    return this.laneClient;
   }
+
+  /** `query` of the connection handed out by `client`, in any of node-postgres's forms. */
+  private readonly rawQuery: RawQuery = (config, values, callback) => {
+    if (typeof values === 'function') return this.rawQuery(config, undefined, values);
+    if (isSubmittable(config)) {
+      if (this.ended) throw new TransactionEndedError('A query');
+      // A cursor or a stream answers over several round trips, until it is done.
+      void this.lane.send(() => {
+        void this.connection.query(config);
+        return whenAnswered(this.connection);
+      });
+      return config;
+    }
+    const result = this.ended
+      ? Promise.reject(new TransactionEndedError('A query'))
+      : this.lane.send(() => this.connection.query(config as never, values as never));
+    if (typeof callback !== 'function') return result;
+    result.then(
+      (rows) => callback(undefined, rows),
+      (error: Error) => callback(error),
+    );
+    return undefined;
+  };
 
   /** Runs a query in the transaction; a deferred BEGIN leaves with it. */
   query<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
@@ -127,15 +162,16 @@ export class ActiveTransaction {
     config: pg.QueryConfig,
   ): Promise<pg.QueryResult<R>> {
     if (this.ended) return Promise.reject(new TransactionEndedError('A query'));
-    if (!this.beginDeferred) return this.connection.query<R>(config);
+    if (!this.beginDeferred) return this.lane.send(() => this.connection.query<R>(config));
     if (!canFold(this.connection, config, BEGIN_STATEMENT)) {
-      // Queued in order: BEGIN, then the statement. A text without parameters keeps the simple
+      // Sent in order: BEGIN, then the statement. A text without parameters keeps the simple
       // protocol; the connection's first transaction prepares BEGIN for the ones after it.
       this.track(this.sendBegin());
-      return this.connection.query<R>(config);
+      return this.lane.send(() => this.connection.query<R>(config));
     }
     this.beginDeferred = false;
-    return queryFolded<R>(this.connection, config, { begin: this.openingFailure() });
+    const begin = this.openingFailure();
+    return this.lane.send(() => queryFolded<R>(this.connection, config, { begin }));
   }
 
   /**
@@ -215,10 +251,11 @@ export class ActiveTransaction {
     this.end();
     this.beginDeferred = false;
     let command: string | undefined;
-    const result = await queryFolded<R>(this.connection, config, {
+    const folded = {
       begin: begin ? this.openingFailure() : undefined,
-      commit: { done: (tag) => (command = tag) },
-    });
+      commit: { done: (tag: string) => (command = tag) },
+    };
+    const result = await this.lane.send(() => queryFolded<R>(this.connection, config, folded));
     return { result, command };
   }
 
@@ -231,7 +268,7 @@ export class ActiveTransaction {
   protected async sendCommit(): Promise<string> {
     this.end();
     const prepared = this.foldCommit && speaksProtocol(this.connection);
-    const { command } = await this.connection.query(prepared ? PREPARE_AND_COMMIT : 'COMMIT');
+    const { command } = await this.control(prepared ? PREPARE_AND_COMMIT : 'COMMIT');
     return command;
   }
 
@@ -262,13 +299,38 @@ export class ActiveTransaction {
   }
 
   /**
-   * Sends BEGIN on its own, ahead of whatever is queued next. Should it fail, the connection is
-   * dropped at once, so that nothing queued behind it runs outside the transaction.
+   * Sends BEGIN on its own, ahead of whatever is sent next. Should it fail, the connection is
+   * dropped at once, so that nothing sent behind it runs outside the transaction.
    */
   private sendBegin(): Promise<unknown> {
     this.beginDeferred = false;
-    if (!speaksProtocol(this.connection)) return this.connection.query('BEGIN');
-    return queryGuarded(this.connection, PREPARE_AND_BEGIN, (error) => this.beginFailed(error));
+    if (!speaksProtocol(this.connection)) return this.control('BEGIN');
+    return this.open(PREPARE_AND_BEGIN);
+  }
+
+  /**
+   * Sends the statement that opens the transaction, for an owner that sends its own (with a
+   * savepoint, say) rather than deferring BEGIN: what is sent after it waits for it, and should
+   * it fail, the connection is dropped, so that none of that runs outside the transaction.
+   */
+  open(statement: pg.QueryConfig): Promise<unknown> {
+    if (!speaksProtocol(this.connection)) return this.control(statement);
+    return this.lane.send(() =>
+      queryGuarded(this.connection, statement, (error) => this.beginFailed(error)),
+    );
+  }
+
+  /**
+   * Sends a transaction control statement of the owner's (SAVEPOINT, ROLLBACK) in its turn
+   * among the transaction's statements, whether or not the transaction has ended.
+   */
+  control(statement: string | pg.QueryConfig): Promise<pg.QueryResult> {
+    return this.lane.send(() => this.connection.query(statement as pg.QueryConfig));
+  }
+
+  /** Resolves once every statement sent in the transaction has been answered. */
+  answered(): Promise<void> {
+    return this.lane.idle();
   }
 
   /** Runs `callback` once the transaction has committed; dropped on rollback. */
@@ -316,4 +378,8 @@ export class ActiveTransaction {
     this.afterCommitCallbacks.length = 0;
     this.late?.rejectAll(cause ?? new TransactionEndedError('A write'));
   }
+}
+
+function isSubmittable(config: unknown): config is pg.Submittable {
+  return typeof (config as { submit?: unknown } | null)?.submit === 'function';
 }

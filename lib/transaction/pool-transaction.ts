@@ -72,7 +72,7 @@ export class PoolTransaction extends ActiveTransaction {
       command = await this.commitWithLateWrites();
     } catch (error) {
       this.rolledBack(error);
-      await this.poolClient.query('ROLLBACK').catch(() => undefined);
+      await this.control('ROLLBACK').catch(() => undefined);
       this.release(error as Error);
       throw error;
     }
@@ -92,7 +92,7 @@ export class PoolTransaction extends ActiveTransaction {
     this.end();
     let broken: Error | undefined;
     if (this.begun) {
-      await this.poolClient.query('ROLLBACK').catch((error: Error) => (broken = error));
+      await this.control('ROLLBACK').catch((error: Error) => (broken = error));
     }
     this.rolledBack();
     this.release(broken);

@@ -4,6 +4,9 @@ import type pg from 'pg';
 interface ClientState {
   /** False while a statement sent on the connection still awaits its ReadyForQuery. */
   readonly readyForQuery?: unknown;
+  /** Set once the connection has ended or failed: nothing more will be answered on it. */
+  readonly _ended?: unknown;
+  readonly _queryable?: unknown;
   on(event: 'drain' | 'end' | 'error', listener: () => void): unknown;
   off(event: 'drain' | 'end' | 'error', listener: () => void): unknown;
 }
@@ -18,11 +21,13 @@ export function tracksReadyForQuery(client: pg.ClientBase): boolean {
  * node-postgres rejects a failed statement as soon as its ErrorResponse arrives; the
  * ReadyForQuery that carries the new transaction status can come in a later read, so until then
  * `getTransactionStatus()` still reports the status from before the failure. Also resolves if
- * the connection ends or fails meanwhile (the caller's next statement then fails).
+ * the connection has ended or failed, or does meanwhile (the caller's next statement then fails).
  */
 export function whenAnswered(client: pg.ClientBase): Promise<void> {
   const state = client as unknown as ClientState;
-  if (state.readyForQuery !== false) return Promise.resolve();
+  if (state.readyForQuery !== false || state._ended === true || state._queryable === false) {
+    return Promise.resolve();
+  }
   return new Promise((resolve) => {
     const done = () => {
       state.off('drain', done);
