@@ -130,6 +130,27 @@ describe('statements of one transaction made together', () => {
     expect(busy).toEqual([]);
   });
 
+  it('sends a submittable query (a cursor, a stream) in its turn, until it is done', async () => {
+    let held: pg.ClientBase | undefined;
+    await host.run(async () => {
+      held = host.client as pg.ClientBase;
+      const rows: unknown[] = [];
+      const submitted = new pg.Query('SELECT n FROM generate_series(1, 3) AS n');
+      submitted.on('row', (row: unknown) => rows.push(row));
+      const ended = new Promise((resolve) => submitted.on('end', resolve));
+      const [first] = await Promise.all([
+        held.query('INSERT INTO items (key) VALUES ($1) RETURNING key', ['s1']),
+        Promise.resolve(held.query(submitted)).then(() => ended),
+        held.query('INSERT INTO items (key) VALUES ($1)', ['s2']),
+      ]);
+      expect(first.rows).toEqual([{ key: 's1' }]);
+      expect(rows).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    });
+    expect(busy).toEqual([]);
+    expect(await keysIn(db.url, 'items')).toEqual(['s1', 's2']);
+    expect(() => held!.query(new pg.Query('SELECT 1'))).toThrow(TransactionEndedError);
+  });
+
   it('refuses a query on a held raw connection once its transaction has ended', async () => {
     let held: pg.ClientBase | undefined;
     await host.run(async () => {
