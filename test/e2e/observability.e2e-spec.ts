@@ -51,6 +51,7 @@ describe('observability', () => {
     const role = `app_${db.name}`;
     await query(db.url, `CREATE ROLE ${role} LOGIN PASSWORD '${PASSWORD}'`);
     await query(db.url, `GRANT ALL ON DATABASE ${db.name} TO ${role}`);
+    await query(db.url, `CREATE ROLE ${role}_nologin NOLOGIN PASSWORD '${PASSWORD}'`);
     const parsed = new URL(withDatabase(process.env.DATABASE_URL!, db.name));
     parsed.username = role;
     parsed.password = PASSWORD;
@@ -73,6 +74,8 @@ describe('observability', () => {
   afterAll(async () => {
     Logger.overrideLogger(false);
     await db.drop();
+    // Roles outlive their database.
+    await query(process.env.DATABASE_URL!, `DROP ROLE app_${db.name}, app_${db.name}_nologin`);
   });
 
   it('reports each outcome and keeps counters', async () => {
@@ -100,8 +103,10 @@ describe('observability', () => {
   });
 
   it('never writes the password to a log line or an error, even while failing', async () => {
-    // A client with a wrong password, and a listener connection killed under the server.
+    // A client refused at login (a role that may not log in, with a wrong password: a server
+    // that trusts its clients refuses it too), and a listener connection killed under the server.
     const wrong = new URL(url);
+    wrong.username = `${wrong.username}_nologin`;
     wrong.password = `${PASSWORD}-wrong`;
     const bad = new ClientPostgres({ connectionString: wrong.toString() });
     const error = await bad.connect().catch((e: unknown) => e as Error);
