@@ -2,10 +2,9 @@ import type pg from 'pg';
 import { InFlight } from './in-flight.js';
 import { LateWrites } from './late-writes.js';
 import { StatementLane } from './statement-lane.js';
-import { transactionClient, type RawQuery } from './transaction-client.js';
+import { transactionClient } from './transaction-client.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionEndedError } from '../errors/transaction-ended.error.js';
-import { whenAnswered } from './answered.js';
 import {
   BEGIN_STATEMENT,
   canFold,
@@ -100,32 +99,9 @@ export class ActiveTransaction {
     if (this.ended) throw new TransactionEndedError('A use of its connection');
     this.late?.flush();
     if (this.beginDeferred) this.track(this.sendBegin());
-    this.laneClient ??= transactionClient(this.connection, this.rawQuery);
+    this.laneClient ??= transactionClient(this.connection, this.lane, () => this.ended);
     return this.laneClient;
   }
-
-  /** `query` of the connection handed out by `client`, in any of node-postgres's forms. */
-  private readonly rawQuery: RawQuery = (config, values, callback) => {
-    if (typeof values === 'function') return this.rawQuery(config, undefined, values);
-    if (isSubmittable(config)) {
-      if (this.ended) throw new TransactionEndedError('A query');
-      // A cursor or a stream answers over several round trips, until it is done.
-      void this.lane.send(() => {
-        void this.connection.query(config);
-        return whenAnswered(this.connection);
-      });
-      return config;
-    }
-    const result = this.ended
-      ? Promise.reject(new TransactionEndedError('A query'))
-      : this.lane.send(() => this.connection.query(config as never, values as never));
-    if (typeof callback !== 'function') return result;
-    result.then(
-      (rows) => callback(undefined, rows),
-      (error: Error) => callback(error),
-    );
-    return undefined;
-  };
 
   /** Runs a query in the transaction; a deferred BEGIN leaves with it. */
   query<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
@@ -378,8 +354,4 @@ export class ActiveTransaction {
     this.afterCommitCallbacks.length = 0;
     this.late?.rejectAll(cause ?? new TransactionEndedError('A write'));
   }
-}
-
-function isSubmittable(config: unknown): config is pg.Submittable {
-  return typeof (config as { submit?: unknown } | null)?.submit === 'function';
 }

@@ -1,14 +1,41 @@
 import type pg from 'pg';
-
-/** node-postgres's `query`, in any of its forms: a promise, a callback, or a submittable. */
-export type RawQuery = (config: unknown, values?: unknown, callback?: unknown) => unknown;
+import { whenAnswered } from './answered.js';
+import type { StatementLane } from './statement-lane.js';
+import { TransactionEndedError } from '../errors/transaction-ended.error.js';
 
 /**
- * A transaction's connection whose `query` is `query`: everything else is node-postgres's own
- * client (its methods run on it, `instanceof` holds), so it can be handed to code that expects
- * one.
+ * A transaction's connection as handed to code that sends its own queries on it (an ORM, a
+ * query builder): node-postgres's own client (its methods run on it, `instanceof` holds), whose
+ * `query`, in any of node-postgres's forms, takes its turn in the transaction's `lane` and is
+ * refused once `ended()` says the transaction has ended, when the connection may already serve
+ * another.
  */
-export function transactionClient<C extends pg.ClientBase>(connection: C, query: RawQuery): C {
+export function transactionClient<C extends pg.ClientBase>(
+  connection: C,
+  lane: StatementLane,
+  ended: () => boolean,
+): C {
+  const query = (config: unknown, values?: unknown, callback?: unknown): unknown => {
+    if (typeof values === 'function') return query(config, undefined, values);
+    if (isSubmittable(config)) {
+      if (ended()) throw new TransactionEndedError('A query');
+      // A cursor or a stream answers over several round trips, until it is done.
+      void lane.send(() => {
+        void connection.query(config);
+        return whenAnswered(connection);
+      });
+      return config;
+    }
+    const result = ended()
+      ? Promise.reject(new TransactionEndedError('A query'))
+      : lane.send(() => connection.query(config as never, values as never));
+    if (typeof callback !== 'function') return result;
+    result.then(
+      (rows) => callback(undefined, rows),
+      (error: Error) => callback(error),
+    );
+    return undefined;
+  };
   const bound = new Map<PropertyKey, unknown>();
   return new Proxy(connection, {
     get(target, property) {
@@ -20,4 +47,8 @@ export function transactionClient<C extends pg.ClientBase>(connection: C, query:
       return bound.get(property);
     },
   });
+}
+
+function isSubmittable(config: unknown): config is pg.Submittable {
+  return typeof (config as { submit?: unknown } | null)?.submit === 'function';
 }
