@@ -8,7 +8,7 @@ import { TransactionEndedError } from '../errors/transaction-ended.error.js';
  * query builder): node-postgres's own client (its methods run on it, `instanceof` holds), whose
  * `query`, in any of node-postgres's forms, takes its turn in the transaction's `lane` and is
  * refused once `ended()` says the transaction has ended, when the connection may already serve
- * another.
+ * another. Its `release`, if it has one, does nothing.
  */
 export function transactionClient<C extends pg.ClientBase>(
   connection: C,
@@ -40,6 +40,12 @@ export function transactionClient<C extends pg.ClientBase>(
   return new Proxy(connection, {
     get(target, property) {
       if (property === 'query') return query;
+      // The transaction returns its connection to the pool when it ends. Code written for pool
+      // clients (a query builder's driver) releases what it took; released mid-transaction, the
+      // connection would serve another checkout with this transaction still open on it.
+      if (property === 'release' && typeof target[property as keyof C] === 'function') {
+        return keepConnection;
+      }
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
       // Bound once, so that a method read twice is the same function (as `off` needs).
@@ -48,6 +54,9 @@ export function transactionClient<C extends pg.ClientBase>(
     },
   });
 }
+
+/** `release` of a handed-out connection: the transaction releases it when it ends. */
+function keepConnection(): void {}
 
 function isSubmittable(config: unknown): config is pg.Submittable {
   return typeof (config as { submit?: unknown } | null)?.submit === 'function';

@@ -16,7 +16,7 @@ import {
 import { recordBusyQueries } from '../helpers/busy-queries.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { query, startClient } from '../helpers/transport.js';
-import { waitFor } from '../helpers/wait-for.js';
+import { sleep, waitFor } from '../helpers/wait-for.js';
 
 // Statements made together in one transaction (emits nobody awaits, queries run with
 // Promise.all, a raw connection handed to other code) reach their connection one at a time and
@@ -164,6 +164,27 @@ describe.each([false, true])(
       expect(() => held!.query(new pg.Query('SELECT 1'))).toThrow(TransactionEndedError);
     });
 
+    it('keeps its connection in the transaction when code releases it, as pool code does', async () => {
+      let otherCheckout: Promise<pg.PoolClient> | undefined;
+      let otherGotIt = false;
+      await host.run(async () => {
+        const raw = host.client as pg.PoolClient;
+        await raw.query('INSERT INTO items (key) VALUES ($1)', ['before']);
+        raw.release();
+        // The pool has one connection: released, it would go to this checkout mid-transaction.
+        otherCheckout = pool.connect().then((other) => {
+          otherGotIt = true;
+          return other;
+        });
+        await sleep(100);
+        expect(otherGotIt).toBe(false);
+        await raw.query('INSERT INTO items (key) VALUES ($1)', ['after']);
+      });
+      (await otherCheckout!).release();
+      expect(busy).toEqual([]);
+      expect(await keysIn(db.url, 'items')).toEqual(['after', 'before']);
+    });
+
     it('refuses a query on a held raw connection once its transaction has ended', async () => {
       let held: pg.ClientBase | undefined;
       await host.run(async () => {
@@ -205,6 +226,8 @@ class TogetherController {
       ctx.query('SELECT 1'),
       raw.query('INSERT INTO ledger (key) VALUES ($1)', [`${body.key}-raw`]),
     ]);
+    // As a query builder's driver does with what it took; the batch keeps the connection.
+    (raw as pg.PoolClient).release();
     if (body.key.startsWith('fail') && ctx.getAttempt() === 1) throw new Error('first attempt');
   }
 }
