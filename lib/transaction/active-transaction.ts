@@ -1,20 +1,9 @@
 import type pg from 'pg';
 import { InFlight } from './in-flight.js';
 import { LateWrites } from './late-writes.js';
-import { StatementLane } from './statement-lane.js';
-import { transactionClient } from './transaction-client.js';
+import { TransactionWire } from './transaction-wire.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { TransactionEndedError } from '../errors/transaction-ended.error.js';
-import {
-  BEGIN_STATEMENT,
-  canFold,
-  COMMIT_STATEMENT,
-  PREPARE_AND_BEGIN,
-  PREPARE_AND_COMMIT,
-  queryFolded,
-  queryGuarded,
-  speaksProtocol,
-} from './folded-query.js';
 
 /** How a transaction the library opens may save round trips (prepared statements on). */
 export interface TransactionFolding {
@@ -45,14 +34,11 @@ export interface TransactionFolding {
 export class ActiveTransaction {
   private readonly afterCommitCallbacks: Array<() => void> = [];
   private readonly pendingWrites = new InFlight();
-  private beginDeferred: boolean;
-  private readonly foldCommit: boolean;
   /** COMMIT or ROLLBACK has been sent: anything sent after it would run outside. */
   private ended = false;
   private readonly late: LateWrites | undefined;
-  /** Every statement of the transaction leaves through it, one at a time and in order. */
-  private readonly lane: StatementLane;
-  private laneClient: pg.ClientBase | undefined;
+  /** Every statement of the transaction leaves through it. */
+  private readonly wire: TransactionWire;
 
   constructor(
     /** The connection holding the open transaction. */
@@ -66,9 +52,12 @@ export class ActiveTransaction {
     readonly ownsCommit = true,
     folding: TransactionFolding = {},
   ) {
-    this.lane = new StatementLane(connection);
-    this.beginDeferred = folding.deferBegin ?? false;
-    this.foldCommit = folding.foldCommit ?? false;
+    this.wire = new TransactionWire(
+      connection,
+      folding.deferBegin ?? false,
+      folding.foldCommit ?? false,
+      { track: (sent) => this.track(sent), beginFailed: (error) => this.beginFailed(error) },
+    );
     this.late = folding.lateWrites
       ? new LateWrites(
           (config) => this.send(config),
@@ -79,7 +68,7 @@ export class ActiveTransaction {
 
   /** Whether BEGIN has been sent (or queued); until then there is nothing to commit. */
   get begun(): boolean {
-    return !this.beginDeferred;
+    return this.wire.begun;
   }
 
   /**
@@ -98,9 +87,7 @@ export class ActiveTransaction {
   get client(): pg.ClientBase {
     if (this.ended) throw new TransactionEndedError('A use of its connection');
     this.late?.flush();
-    if (this.beginDeferred) this.track(this.sendBegin());
-    this.laneClient ??= transactionClient(this.connection, this.lane, () => this.ended);
-    return this.laneClient;
+    return this.wire.handOut(() => this.ended);
   }
 
   /** Runs a query in the transaction; a deferred BEGIN leaves with it. */
@@ -138,16 +125,7 @@ export class ActiveTransaction {
     config: pg.QueryConfig,
   ): Promise<pg.QueryResult<R>> {
     if (this.ended) return Promise.reject(new TransactionEndedError('A query'));
-    if (!this.beginDeferred) return this.lane.send(() => this.connection.query<R>(config));
-    if (!canFold(this.connection, config, BEGIN_STATEMENT)) {
-      // Sent in order: BEGIN, then the statement. A text without parameters keeps the simple
-      // protocol; the connection's first transaction prepares BEGIN for the ones after it.
-      this.track(this.sendBegin());
-      return this.lane.send(() => this.connection.query<R>(config));
-    }
-    this.beginDeferred = false;
-    const begin = this.openingFailure();
-    return this.lane.send(() => queryFolded<R>(this.connection, config, { begin }));
+    return this.wire.send<R>(config);
   }
 
   /**
@@ -160,7 +138,7 @@ export class ActiveTransaction {
     config: pg.QueryConfig,
   ): Promise<pg.QueryResult<R>> {
     this.late?.flush();
-    if (!this.foldsWithCommit(config)) {
+    if (!this.wire.foldsWithCommit(config)) {
       const result = await this.query<R>(config);
       this.finishCommit(await this.sendCommit());
       return result;
@@ -187,13 +165,13 @@ export class ActiveTransaction {
     // The writes queued before the last one are sent now, ahead of it.
     const last = this.late?.takeLast();
     if (!last) {
-      if (!this.beginDeferred) return this.sendCommit();
+      if (this.wire.begun) return this.sendCommit();
       this.end();
       return undefined;
     }
     const config = last.config!;
     try {
-      if (!this.foldsWithCommit(config)) {
+      if (!this.wire.foldsWithCommit(config)) {
         LateWrites.deliver(last, await this.send(config));
         await this.settled();
         return await this.sendCommit();
@@ -209,30 +187,13 @@ export class ActiveTransaction {
     }
   }
 
-  /** Whether `config` can carry COMMIT (and BEGIN, if still deferred) on this connection. */
-  private foldsWithCommit(config: pg.QueryConfig): boolean {
-    return (
-      this.foldCommit &&
-      canFold(this.connection, config, COMMIT_STATEMENT) &&
-      (!this.beginDeferred || canFold(this.connection, config, BEGIN_STATEMENT))
-    );
-  }
-
   /** Sends `config` with COMMIT after it (and BEGIN before it, if still deferred). */
   private async sendWithCommit<R extends pg.QueryResultRow>(
     config: pg.QueryConfig,
   ): Promise<{ result: pg.QueryResult<R>; command: string | undefined }> {
     if (this.ended) throw new TransactionEndedError('A query');
-    const begin = this.beginDeferred;
     this.end();
-    this.beginDeferred = false;
-    let command: string | undefined;
-    const folded = {
-      begin: begin ? this.openingFailure() : undefined,
-      commit: { done: (tag: string) => (command = tag) },
-    };
-    const result = await this.lane.send(() => queryFolded<R>(this.connection, config, folded));
-    return { result, command };
+    return this.wire.sendWithCommit<R>(config);
   }
 
   /** Sends, in order, the late writes still queued (a rollback runs them first, as it found them). */
@@ -241,11 +202,9 @@ export class ActiveTransaction {
   }
 
   /** Sends COMMIT, prepared where COMMIT may fold; resolves with its command tag. */
-  protected async sendCommit(): Promise<string> {
+  protected sendCommit(): Promise<string> {
     this.end();
-    const prepared = this.foldCommit && speaksProtocol(this.connection);
-    const { command } = await this.control(prepared ? PREPARE_AND_COMMIT : 'COMMIT');
-    return command;
+    return this.wire.sendCommit();
   }
 
   /**
@@ -261,28 +220,10 @@ export class ActiveTransaction {
   }
 
   /**
-   * BEGIN, carried by a statement, did not run. Whatever is queued behind that statement must
-   * not run outside the transaction, so the connection is dropped.
+   * BEGIN did not run; the connection is being dropped, so that nothing sent behind it runs
+   * outside the transaction. For an owner that must know.
    */
-  protected beginFailed(_error: Error): void {
-    (
-      this.connection as unknown as { connection?: { stream?: { destroy(): void } } }
-    ).connection?.stream?.destroy();
-  }
-
-  private openingFailure(): { failed: (error: Error) => void } {
-    return { failed: (error) => this.beginFailed(error) };
-  }
-
-  /**
-   * Sends BEGIN on its own, ahead of whatever is sent next. Should it fail, the connection is
-   * dropped at once, so that nothing sent behind it runs outside the transaction.
-   */
-  private sendBegin(): Promise<unknown> {
-    this.beginDeferred = false;
-    if (!speaksProtocol(this.connection)) return this.control('BEGIN');
-    return this.open(PREPARE_AND_BEGIN);
-  }
+  protected beginFailed(_error: Error): void {}
 
   /**
    * Sends the statement that opens the transaction, for an owner that sends its own (with a
@@ -290,10 +231,7 @@ export class ActiveTransaction {
    * it fail, the connection is dropped, so that none of that runs outside the transaction.
    */
   open(statement: pg.QueryConfig): Promise<unknown> {
-    if (!speaksProtocol(this.connection)) return this.control(statement);
-    return this.lane.send(() =>
-      queryGuarded(this.connection, statement, (error) => this.beginFailed(error)),
-    );
+    return this.wire.open(statement);
   }
 
   /**
@@ -301,12 +239,12 @@ export class ActiveTransaction {
    * among the transaction's statements, whether or not the transaction has ended.
    */
   control(statement: string | pg.QueryConfig): Promise<pg.QueryResult> {
-    return this.lane.send(() => this.connection.query(statement as pg.QueryConfig));
+    return this.wire.control(statement);
   }
 
   /** Resolves once every statement sent in the transaction has been answered. */
   answered(): Promise<void> {
-    return this.lane.idle();
+    return this.wire.answered();
   }
 
   /** Runs `callback` once the transaction has committed; dropped on rollback. */
