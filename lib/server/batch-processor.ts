@@ -58,7 +58,8 @@ const ISOLATED_BATCHES_AFTER_FAILURE = 16;
  * claims' leases then expire and the rows return.
  *
  * Isolation is optimistic. A batch first runs with no savepoints, since a savepoint per message
- * costs a round trip and a subtransaction, and most batches have no failure. The connection's
+ * costs a subtransaction (and a round trip, where its statements cannot leave with the
+ * message's first statement), and most batches have no failure. The connection's
  * transaction status, read after each message, tells whether its handler left the transaction
  * aborted. At the first failure the batch rolls back and is replayed with every message in its
  * own savepoint: the messages before the failed one run again, the failed one keeps its outcome
@@ -103,9 +104,7 @@ export class BatchProcessor {
     // Without the transaction status (pg before 8.21), or without knowing when it is current,
     // a handler that swallowed a failed statement would only show at a later message, so the
     // failure could not be placed.
-    if (typeof client.getTransactionStatus !== 'function' || !tracksReadyForQuery(client)) {
-      return true;
-    }
+    if (!tracksStatus(client)) return true;
     if (this.isolatedBatches > 0) {
       this.isolatedBatches--;
       return true;
@@ -123,17 +122,22 @@ export class BatchProcessor {
     isolated: boolean,
     known?: Replay['failed'],
   ): Promise<'committed' | Replay> {
-    // Without savepoints, BEGIN leaves with the batch's first statement (a handler's query, a
-    // reply or the settle), and COMMIT with the settle. Otherwise BEGIN is not awaited: the
-    // handler's first query waits for it in the transaction's turn, so the handler starts one
-    // round trip sooner. A failed BEGIN drops the connection, which fails that query, or the
-    // settle.
+    // BEGIN leaves with the batch's first statement (a handler's query, a reply or the settle),
+    // and COMMIT with the settle. With savepoints, each message's first statement also sets the
+    // savepoint (or releases the last one and sets a fresh one): a failure a handler swallowed
+    // then shows in the transaction status at the end of its message, not in a savepoint
+    // statement of its own. Where statements cannot carry them (prepared statements off, or no
+    // transaction status to read), BEGIN is sent on its own but not awaited: the handler's first
+    // query waits for it in the transaction's turn, so the handler starts one round trip sooner.
+    // A failed BEGIN drops the connection, which fails that query, or the settle.
     const fold = this.deps.foldTransaction;
-    const deferred = !isolated && fold;
+    const deferSavepoints = isolated && fold && tracksStatus(client);
+    const deferred = fold && (!isolated || deferSavepoints);
     const transaction = new ActiveTransaction(client, this.deps.target, true, {
       deferBegin: deferred,
       foldCommit: fold,
     });
+    if (deferSavepoints) transaction.deferSavepoint();
     const begun = deferred
       ? Promise.resolve()
       : transaction.open({ text: isolated ? BEGIN_BATCH : 'BEGIN' });
@@ -147,7 +151,13 @@ export class BatchProcessor {
         if (isolated) {
           // The message an earlier run already decided keeps that outcome and its duration.
           const decided = known?.id === message.id ? known : undefined;
-          const result = await this.processIsolated(transaction, message, decided?.result);
+          const result = await this.processIsolated(
+            client,
+            transaction,
+            message,
+            decided?.result,
+            deferSavepoints,
+          );
           handled = { result, durationMs: decided?.durationMs ?? performance.now() - started };
         } else {
           const result = await this.processOptimistic(client, transaction, message, begun);
@@ -208,10 +218,21 @@ export class BatchProcessor {
       return abortedBy((error as Error).message);
     }
     await begun;
+    return (await this.swallowedFailure(client, transaction, message)) ?? result;
+  }
+
+  /**
+   * Reads the transaction status once every statement of `message` has answered: 'E' means one
+   * failed and the handler carried on regardless, and returns that failure. Throws if the
+   * handler ended the transaction.
+   */
+  private async swallowedFailure(
+    client: pg.PoolClient,
+    transaction: ActiveTransaction,
+    message: ClaimedMessage,
+  ): Promise<HandleResult | undefined> {
     // Nothing has been sent in this transaction yet: there is nothing to check.
-    if (!transaction.begun) return result;
-    // Once every statement of this message has answered, 'E' means one failed and the handler
-    // carried on regardless.
+    if (!transaction.begun) return undefined;
     await transaction.answered();
     const status = client.getTransactionStatus();
     if (status === 'E') return abortedBy('a statement failed and the handler went on');
@@ -221,37 +242,53 @@ export class BatchProcessor {
           '(COMMIT or ROLLBACK); handlers must leave it to the transport',
       );
     }
-    return result;
+    return undefined;
   }
 
-  /** Runs one message inside the savepoint that is open on entry, and leaves a fresh one. */
+  /**
+   * Runs one message inside the savepoint that is set on entry, and leaves a fresh one. With
+   * `deferred` savepoints, the savepoint statements leave with the next statement (see run);
+   * otherwise BEGIN_BATCH set the first, and each message sends RELEASE and SAVEPOINT in one
+   * round trip of their own, whose failure shows a failure the handler swallowed.
+   */
   private async processIsolated(
+    client: pg.PoolClient,
     transaction: ActiveTransaction,
     message: ClaimedMessage,
     known: HandleResult | undefined,
+    deferred: boolean,
   ): Promise<HandleResult> {
     if (message.attempts > this.deps.maxAttempts) return this.diedDuringLastAttempt(message);
-    // BEGIN_BATCH opened the first savepoint, and each message leaves a fresh one behind for
-    // the next (RELEASE and SAVEPOINT share one round trip).
     let result =
       known ?? (await runInTransaction(transaction, () => this.deps.handle(message, transaction)));
     if (!result.rollback) {
       try {
         await transaction.settled();
         if (result.reply !== undefined) await this.writeReply(transaction, message, result.reply);
-        await transaction.control(NEXT_SAVEPOINT);
-        return result;
+        if (!deferred) {
+          await transaction.control(NEXT_SAVEPOINT);
+          return result;
+        }
       } catch (error) {
         result = abortedBy((error as Error).message);
       }
     }
+    if (!result.rollback) {
+      const failure = await this.swallowedFailure(client, transaction, message);
+      if (!failure) {
+        transaction.renewSavepoint();
+        return result;
+      }
+      result = failure;
+    }
     this.isolatedBatches = ISOLATED_BATCHES_AFTER_FAILURE;
     await transaction.settled().catch(() => undefined);
-    // Undoes the handler's writes; the savepoint stays open and clean.
-    await transaction.control(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+    // Undoes the handler's writes; the savepoint stays set and clean.
+    await transaction.rollbackToSavepoint();
     if (result.reply !== undefined) {
       await this.writeReply(transaction, message, result.reply);
-      await transaction.control(NEXT_SAVEPOINT);
+      if (deferred) transaction.renewSavepoint();
+      else await transaction.control(NEXT_SAVEPOINT);
     }
     return result;
   }
@@ -290,4 +327,9 @@ export class BatchProcessor {
  */
 function abortedBy(reason: string): HandleResult {
   return { outcome: 'failed', rollback: true, error: `transaction aborted: ${reason}` };
+}
+
+/** Whether `client` reports its transaction status, current once every statement answered. */
+function tracksStatus(client: pg.PoolClient): boolean {
+  return typeof client.getTransactionStatus === 'function' && tracksReadyForQuery(client);
 }

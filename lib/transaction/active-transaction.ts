@@ -242,6 +242,24 @@ export class ActiveTransaction {
     return this.wire.control(statement);
   }
 
+  /**
+   * Sets a consume batch's message savepoint before the next statement: one that carries it, or
+   * on its own. A message that sends no statement costs no round trip for it.
+   */
+  deferSavepoint(): void {
+    this.wire.deferSavepoint();
+  }
+
+  /** Keeps a message's writes: the next statement releases the savepoint and sets a fresh one. */
+  renewSavepoint(): void {
+    this.wire.renewSavepoint();
+  }
+
+  /** Undoes a message's writes back to the savepoint, which stays set (nothing sent: nothing to undo). */
+  rollbackToSavepoint(): Promise<void> {
+    return this.wire.rollbackToSavepoint();
+  }
+
   /** Resolves once every statement sent in the transaction has been answered. */
   answered(): Promise<void> {
     return this.wire.answered();

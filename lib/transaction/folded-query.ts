@@ -1,17 +1,31 @@
 import pg from 'pg';
+import { MESSAGE_SAVEPOINT } from '../sql/message.queries.js';
 
 /**
- * The prepared statements that open and close a transaction around another statement. Each is
+ * The prepared statements that open and close a transaction, or set a consume batch's message
+ * savepoint, around another statement. Each is
  * prepared once per connection, by an ordinary query, so that the folded one needs no Parse
  * message of its own: node-postgres credits every ParseComplete to the statement of the query in
  * flight, and a Parse of BEGIN would mark that statement prepared before it was.
  */
 export const BEGIN_STATEMENT = 'nestjs_transport_begin';
 export const COMMIT_STATEMENT = 'nestjs_transport_commit';
+export const SAVEPOINT_STATEMENT = 'nestjs_transport_savepoint';
+export const RELEASE_STATEMENT = 'nestjs_transport_release';
 
 /** The ordinary queries that run BEGIN or COMMIT and prepare them on their connection. */
 export const PREPARE_AND_BEGIN: pg.QueryConfig = { name: BEGIN_STATEMENT, text: 'BEGIN' };
 export const PREPARE_AND_COMMIT: pg.QueryConfig = { name: COMMIT_STATEMENT, text: 'COMMIT' };
+
+/** Likewise for the message savepoint: set it, or release it (a fresh one is set after). */
+export const PREPARE_AND_SAVEPOINT: pg.QueryConfig = {
+  name: SAVEPOINT_STATEMENT,
+  text: `SAVEPOINT ${MESSAGE_SAVEPOINT}`,
+};
+export const PREPARE_AND_RELEASE: pg.QueryConfig = {
+  name: RELEASE_STATEMENT,
+  text: `RELEASE SAVEPOINT ${MESSAGE_SAVEPOINT}`,
+};
 
 /**
  * The parts of node-postgres's connection and Query that folding relies on: the extended-protocol
@@ -34,23 +48,32 @@ const queryInternals = pg.Query.prototype as unknown as QueryInternals;
 
 /** What a folded query carries besides its own statement. */
 export interface Folded {
-  /** BEGIN runs first. Called, before the query rejects, if BEGIN did not run. */
-  readonly begin?: { readonly failed: (error: Error) => void };
+  /**
+   * Prepared statements (BEGIN, a savepoint's) that run first, in order. `failed` is called,
+   * before the query rejects, if one of them did not run.
+   */
+  readonly before?: {
+    readonly statements: readonly string[];
+    readonly failed: (error: Error) => void;
+  };
   /** COMMIT runs last, if the statement succeeded; its command tag is reported. */
   readonly commit?: { readonly done: (command: string) => void };
 }
 
 /**
- * A query whose messages are preceded by Bind and Execute of BEGIN, and/or followed by those of
- * COMMIT, all before its one Sync: the transaction opens or closes in the same write and round
- * trip as the statement, as Npgsql does with the BEGIN of a transaction. PostgreSQL runs the
- * messages in order and skips the rest after an error, so BEGIN has run before the statement
- * does (a statement that fails leaves the transaction open and aborted, as it would after a
- * BEGIN of its own), and COMMIT runs only if the statement succeeded.
+ * A query whose messages are preceded by Bind and Execute of BEGIN (and of the savepoint
+ * statements), and/or followed by those of COMMIT, all before its one Sync: the transaction
+ * opens or closes in the same write and round trip as the statement, as Npgsql does with the
+ * BEGIN of a transaction. PostgreSQL runs the messages in order and skips the rest after an
+ * error, so BEGIN has run before the statement does (a statement that fails leaves the
+ * transaction open and aborted, as it would after a BEGIN of its own), and COMMIT runs only if
+ * the statement succeeded.
  */
 class FoldedQuery extends pg.Query {
-  /** CommandComplete messages received: BEGIN's, the statement's, COMMIT's. */
+  /** CommandComplete messages received: those run before, the statement's, COMMIT's. */
   private completed = 0;
+  /** The prepared statements that run before this one. */
+  private readonly before: readonly string[];
   /** Set while this query writes its messages. */
   private writing = false;
 
@@ -60,12 +83,13 @@ class FoldedQuery extends pg.Query {
     callback: (error: Error | undefined, result: pg.QueryResult) => void,
   ) {
     super(config, undefined, callback as never);
+    this.before = folded.before?.statements ?? [];
   }
 
   /** Called by Query.submit with the stream corked, once the query has been validated. */
   prepare(connection: ProtocolConnection): void {
-    if (this.folded.begin) {
-      connection.bind!({ statement: BEGIN_STATEMENT, portal: '' });
+    for (const statement of this.before) {
+      connection.bind!({ statement, portal: '' });
       connection.execute!({ portal: '' });
     }
     this.writing = true;
@@ -88,8 +112,8 @@ class FoldedQuery extends pg.Query {
 
   handleCommandComplete(message: unknown, connection: ProtocolConnection): void {
     this.completed++;
-    const statementAt = this.folded.begin ? 2 : 1;
-    if (this.completed < statementAt) return; // BEGIN's
+    const statementAt = this.before.length + 1;
+    if (this.completed < statementAt) return; // BEGIN's, or a savepoint's
     if (this.completed > statementAt) {
       // pg-protocol's CommandComplete carries the command tag as `text`.
       this.folded.commit?.done((message as { text?: string }).text ?? '');
@@ -100,9 +124,10 @@ class FoldedQuery extends pg.Query {
 
   handleError(error: Error, connection: ProtocolConnection): void {
     // BEGIN itself failed (its prepared statement was deallocated, say): no transaction is open,
-    // and queries queued behind this one would run outside it. An error raised while writing (a
-    // parameter that cannot be serialized) comes after BEGIN was sent: PostgreSQL still runs it.
-    if (this.folded.begin && this.completed === 0 && !this.writing) this.folded.begin.failed(error);
+    // and queries queued behind this one would run outside it; likewise a savepoint that was not
+    // set. An error raised while writing (a parameter that cannot be serialized) comes after
+    // those were sent: PostgreSQL still runs them.
+    if (this.completed < this.before.length && !this.writing) this.folded.before!.failed(error);
     queryInternals.handleError.call(this, error, connection);
   }
 }
@@ -162,16 +187,21 @@ export function speaksProtocol(client: pg.ClientBase): boolean {
 }
 
 /**
- * Whether `config` can carry `statement` (BEGIN_STATEMENT or COMMIT_STATEMENT) on `client`:
+ * Whether `config` can carry `statements` (the prepared statements above) on `client`:
  * node-postgres would send it with the extended protocol anyway (it has parameters or a name; a
  * text without them keeps the simple protocol, which allows several statements), the client is
- * node-postgres's own, and this connection has already prepared `statement`.
+ * node-postgres's own, and this connection has already prepared every one of `statements`.
  */
-export function canFold(client: pg.ClientBase, config: pg.QueryConfig, statement: string): boolean {
+export function canFold(
+  client: pg.ClientBase,
+  config: pg.QueryConfig,
+  ...statements: string[]
+): boolean {
   const hasValues = Array.isArray(config.values) && config.values.length > 0;
   if (!hasValues && config.name === undefined) return false;
   if ((config as { rows?: unknown }).rows !== undefined) return false;
-  return protocolOf(client)?.parsedStatements?.[statement] !== undefined;
+  const prepared = protocolOf(client)?.parsedStatements;
+  return prepared !== undefined && statements.every((name) => prepared[name] !== undefined);
 }
 
 /** Runs `config` on `client` with what `folded` asks for, in one round trip. Check `canFold`. */

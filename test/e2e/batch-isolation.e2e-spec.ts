@@ -23,11 +23,17 @@ class BatchController {
   /**
    * Writes one row in the consume transaction. A key starting with "fail" throws on its first
    * attempt after writing; one starting with "swallow" hides a failed statement on its first;
-   * one starting with "commit" wrongly commits the consume transaction on its first.
+   * one starting with "commit" wrongly commits the consume transaction on its first. One
+   * starting with "quiet" sends no statement; one starting with "early" throws on its first
+   * attempt before sending any.
    */
   @EventPattern<string>('entry', POSTGRES_TRANSPORT)
   async entry(@Payload() body: { key: string }, @Ctx() ctx: PostgresContext) {
     runs.push({ key: body.key, attempt: ctx.getAttempt() });
+    if (body.key.startsWith('quiet')) return;
+    if (body.key.startsWith('early') && ctx.getAttempt() === 1) {
+      throw new Error(`first attempt of ${body.key} fails before writing`);
+    }
     await ctx.query('INSERT INTO ledger (key) VALUES ($1)', [body.key]);
     if (ctx.getAttempt() > 1) return;
     if (body.key.startsWith('fail')) throw new Error(`first attempt of ${body.key} fails`);
@@ -202,6 +208,35 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     expect(runsOf('fail-d')).toEqual([1, 2]);
     expect(runsOf('d-4')).toEqual([1]);
     expect(await ledgerKeys(keys)).toEqual([...keys].sort());
+  });
+
+  it('keeps each message to its own savepoint when messages send nothing or fail before sending', async () => {
+    // A failed batch first: the batches after it run in savepoints from their start.
+    await backlogFor('savepoints', ['t-1', 'fail-t']);
+    await consume('savepoints');
+    await waitFor(async () => (await pending('savepoints')) === 0);
+
+    const batches = [
+      // A message that sent nothing lies between one that wrote and one that fails.
+      ['g-1', 'quiet-g', 'fail-g', 'g-4'],
+      // The first message sends nothing; one fails before sending anything, right after one
+      // that wrote.
+      ['quiet-h', 'h-1', 'early-h', 'h-3'],
+      // One swallows a failed statement.
+      ['s-1', 'swallow-s', 's-3'],
+    ];
+    for (const keys of batches) {
+      runs.length = 0;
+      await emitTogether(keys);
+      await waitFor(async () => (await pending('savepoints')) === 0, {
+        message: `the batch ${keys.join(', ')} and its retry to be consumed`,
+      });
+      // Savepoints from the start: no message ran twice but the failed one, at its retry.
+      const failed = keys.find((key) => /^(fail|early|swallow)/.test(key))!;
+      for (const key of keys) expect(runsOf(key)).toEqual(key === failed ? [1, 2] : [1]);
+      const writers = keys.filter((key) => !key.startsWith('quiet'));
+      expect(await ledgerKeys(keys)).toEqual([...writers].sort());
+    }
   });
 
   it('rolls back a batch whose handler committed the consume transaction, and redelivers', async () => {

@@ -8,6 +8,7 @@ import {
   ClientPostgres,
   POSTGRES_TRANSPORT,
   PostgresContext,
+  PostgresTransactionHost,
   ServerPostgres,
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -134,6 +135,45 @@ describe('consume transaction: BEGIN leaves with the first statement, COMMIT wit
     expect(begins).toBeLessThanOrEqual(recorded.connections());
     expect(commits).toBeLessThanOrEqual(recorded.connections());
     expect(recorded.connections()).toBeLessThan(keys.length);
+  });
+
+  it('sends the savepoints of a batch isolated message by message with its statements', async () => {
+    // Each batch is emitted in one transaction that also marks its messages as attempted once,
+    // so that the consumer claims them as one batch of redeliveries, run in savepoints.
+    const batches = 3;
+    const size = 5;
+    for (let b = 0; b < batches; b++) {
+      const keys = Array.from({ length: size }, (_, i) => `iso-${b}-${i}`);
+      const emitting = new pg.Pool({ connectionString: db.url, max: 1 });
+      const connection = await emitting.connect();
+      try {
+        await connection.query('BEGIN');
+        await new PostgresTransactionHost(emitting).runWith(connection, async () => {
+          for (const key of keys) await lastValueFrom(client.emit('entry', { key }));
+        });
+        await connection.query(
+          `UPDATE nestjs_transport.messages SET attempts = 1 WHERE consumed_at IS NULL`,
+        );
+        await connection.query('COMMIT');
+      } finally {
+        connection.release();
+        await emitting.end();
+      }
+      await waitFor(async () => (await ledger(db.url)).length === (b + 1) * size);
+    }
+    expect(runs.map((run) => run.attempt)).toEqual(runs.map(() => 2));
+    // Sent on their own: BEGIN with the first savepoint (BEGIN_BATCH), RELEASE and SAVEPOINT
+    // (together or as the statements that prepare them on a connection).
+    const alone = recorded.texts.filter((text) =>
+      /^(BEGIN; SAVEPOINT|RELEASE SAVEPOINT|SAVEPOINT|nestjs_transport_(savepoint|release))/.test(
+        text.trim(),
+      ),
+    ).length;
+    // A connection's first isolated batch sends them on their own while it prepares them
+    // (SAVEPOINT, then RELEASE and SAVEPOINT); every later message carries them with its
+    // statement. Sent on their own, they would be one per message.
+    expect(alone).toBeLessThanOrEqual(3 * recorded.connections());
+    expect(3 * recorded.connections()).toBeLessThan(batches * size);
   });
 
   it('runs what a handler sends on the raw connection inside the consume transaction', async () => {
