@@ -1,11 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
-import { BEGIN_BATCH, MESSAGE_SAVEPOINT, type MessageStatements } from '../sql/message.queries.js';
+import { BEGIN_BATCH, type MessageStatements } from '../sql/message.queries.js';
 import { ActiveTransaction } from '../transaction/active-transaction.js';
-import { runInTransaction } from '../transaction/ambient-transaction.js';
 import type { WakeupNotifier } from '../wakeup/wakeup-notifier.js';
-import { tracksReadyForQuery } from '../transaction/answered.js';
 import type { ClaimedBatch, ClaimedMessage, HandleResult } from './claimed-message.js';
+import { MessageRunner, tracksStatus } from './message-runner.js';
 import type { ConsumeConnections } from './consume-connections.js';
 import {
   SettlementPolicy,
@@ -41,11 +40,6 @@ interface Replay {
   readonly failed: { readonly id: string } & Handled;
 }
 
-const SAVEPOINT = MESSAGE_SAVEPOINT;
-
-/** Keeps what the last message wrote and opens a savepoint for the next one. */
-const NEXT_SAVEPOINT = `RELEASE SAVEPOINT ${SAVEPOINT}; SAVEPOINT ${SAVEPOINT}`;
-
 /**
  * After a failure, this many batches isolate every message from the start: failures come in
  * runs (a dependency is down), and a replay costs the batch's handlers a second run.
@@ -71,9 +65,11 @@ export class BatchProcessor {
   /** Batches left that use savepoints from the start, counted down from the last failure. */
   private isolatedBatches = 0;
   private readonly settlements: SettlementPolicy;
+  private readonly runner: MessageRunner;
 
   constructor(private readonly deps: BatchProcessorDeps) {
     this.settlements = new SettlementPolicy(deps);
+    this.runner = new MessageRunner(deps);
   }
 
   /** Handles a claimed batch on the connection its claim ran on, and releases that connection. */
@@ -151,16 +147,17 @@ export class BatchProcessor {
         if (isolated) {
           // The message an earlier run already decided keeps that outcome and its duration.
           const decided = known?.id === message.id ? known : undefined;
-          const result = await this.processIsolated(
+          const result = await this.runner.isolated(
             client,
             transaction,
             message,
             decided?.result,
             deferSavepoints,
           );
+          if (result.rollback) this.isolatedBatches = ISOLATED_BATCHES_AFTER_FAILURE;
           handled = { result, durationMs: decided?.durationMs ?? performance.now() - started };
         } else {
-          const result = await this.processOptimistic(client, transaction, message, begun);
+          const result = await this.runner.optimistic(client, transaction, message, begun);
           handled = { result, durationMs: performance.now() - started };
           if (result.rollback) {
             transaction.rolledBack();
@@ -195,141 +192,4 @@ export class BatchProcessor {
       throw error;
     }
   }
-
-  /** Runs one message with no savepoint. A result with `rollback` set means: replay the batch. */
-  private async processOptimistic(
-    client: pg.PoolClient,
-    transaction: ActiveTransaction,
-    message: ClaimedMessage,
-    begun: Promise<unknown>,
-  ): Promise<HandleResult> {
-    if (message.attempts > this.deps.maxAttempts) return this.diedDuringLastAttempt(message);
-    const result = await runInTransaction(transaction, () =>
-      this.deps.handle(message, transaction),
-    );
-    if (result.rollback) {
-      await transaction.settled().catch(() => undefined);
-      return result;
-    }
-    try {
-      await transaction.settled();
-      if (result.reply !== undefined) await this.writeReply(transaction, message, result.reply);
-    } catch (error) {
-      return abortedBy((error as Error).message);
-    }
-    await begun;
-    return (await this.swallowedFailure(client, transaction, message)) ?? result;
-  }
-
-  /**
-   * Reads the transaction status once every statement of `message` has answered: 'E' means one
-   * failed and the handler carried on regardless, and returns that failure. Throws if the
-   * handler ended the transaction.
-   */
-  private async swallowedFailure(
-    client: pg.PoolClient,
-    transaction: ActiveTransaction,
-    message: ClaimedMessage,
-  ): Promise<HandleResult | undefined> {
-    // Nothing has been sent in this transaction yet: there is nothing to check.
-    if (!transaction.begun) return undefined;
-    await transaction.answered();
-    const status = client.getTransactionStatus();
-    if (status === 'E') return abortedBy('a statement failed and the handler went on');
-    if (status !== 'T') {
-      throw new Error(
-        `the handler of "${message.pattern}" #${message.id} ended the consume transaction ` +
-          '(COMMIT or ROLLBACK); handlers must leave it to the transport',
-      );
-    }
-    return undefined;
-  }
-
-  /**
-   * Runs one message inside the savepoint that is set on entry, and leaves a fresh one. With
-   * `deferred` savepoints, the savepoint statements leave with the next statement (see run);
-   * otherwise BEGIN_BATCH set the first, and each message sends RELEASE and SAVEPOINT in one
-   * round trip of their own, whose failure shows a failure the handler swallowed.
-   */
-  private async processIsolated(
-    client: pg.PoolClient,
-    transaction: ActiveTransaction,
-    message: ClaimedMessage,
-    known: HandleResult | undefined,
-    deferred: boolean,
-  ): Promise<HandleResult> {
-    if (message.attempts > this.deps.maxAttempts) return this.diedDuringLastAttempt(message);
-    let result =
-      known ?? (await runInTransaction(transaction, () => this.deps.handle(message, transaction)));
-    if (!result.rollback) {
-      try {
-        await transaction.settled();
-        if (result.reply !== undefined) await this.writeReply(transaction, message, result.reply);
-        if (!deferred) {
-          await transaction.control(NEXT_SAVEPOINT);
-          return result;
-        }
-      } catch (error) {
-        result = abortedBy((error as Error).message);
-      }
-    }
-    if (!result.rollback) {
-      const failure = await this.swallowedFailure(client, transaction, message);
-      if (!failure) {
-        transaction.renewSavepoint();
-        return result;
-      }
-      result = failure;
-    }
-    this.isolatedBatches = ISOLATED_BATCHES_AFTER_FAILURE;
-    await transaction.settled().catch(() => undefined);
-    // Undoes the handler's writes; the savepoint stays set and clean.
-    await transaction.rollbackToSavepoint();
-    if (result.reply !== undefined) {
-      await this.writeReply(transaction, message, result.reply);
-      if (deferred) transaction.renewSavepoint();
-      else await transaction.control(NEXT_SAVEPOINT);
-    }
-    return result;
-  }
-
-  /** Its consumer died during the last allowed attempt (a crash counts as an attempt). */
-  private diedDuringLastAttempt(message: ClaimedMessage): HandleResult {
-    return {
-      outcome: 'dead',
-      rollback: false,
-      error: `the consumer died during attempt ${message.attempts - 1} of ${this.deps.maxAttempts}`,
-    };
-  }
-
-  /** Writes a request's reply in the consume transaction. */
-  async writeReply(
-    transaction: ActiveTransaction,
-    message: ClaimedMessage,
-    reply: unknown,
-  ): Promise<void> {
-    if (!message.reply_to || !message.correlation_id) return;
-    await transaction.query(
-      this.deps.statements.insertReply([
-        message.reply_to,
-        message.pattern,
-        message.correlation_id,
-        JSON.stringify(reply),
-        `reply:${message.id}`,
-      ]),
-    );
-  }
-}
-
-/**
- * A handler that returned normally, but whose transaction a failed statement aborted: the
- * message fails like a thrown error (a request's reply is dropped with its writes).
- */
-function abortedBy(reason: string): HandleResult {
-  return { outcome: 'failed', rollback: true, error: `transaction aborted: ${reason}` };
-}
-
-/** Whether `client` reports its transaction status, current once every statement answered. */
-function tracksStatus(client: pg.PoolClient): boolean {
-  return typeof client.getTransactionStatus === 'function' && tracksReadyForQuery(client);
 }
