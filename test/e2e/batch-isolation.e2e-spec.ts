@@ -2,17 +2,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Controller, type INestMicroservice } from '@nestjs/common';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
-import pg from 'pg';
 import {
   ClientPostgres,
   POSTGRES_TRANSPORT,
   PostgresContext,
   PostgresExceptionFilter,
-  PostgresTransactionHost,
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
-import { query, startClient, startServer } from '../helpers/transport.js';
+import { emitTogether, query, startClient, startServer } from '../helpers/transport.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** Every handler run, in order: key and attempt. */
@@ -77,19 +75,13 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
   }
 
   /** Emits `keys` in one transaction, so that a running consumer claims them together. */
-  async function emitTogether(keys: string[]): Promise<void> {
-    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
-    const connection = await pool.connect();
-    try {
-      await connection.query('BEGIN');
-      await new PostgresTransactionHost(pool).runWith(connection, async () => {
-        for (const key of keys) await lastValueFrom(client.emit('entry', { key }));
-      });
-      await connection.query('COMMIT');
-    } finally {
-      connection.release();
-      await pool.end();
-    }
+  async function emitEntries(keys: string[]): Promise<void> {
+    await emitTogether(
+      db.url,
+      client,
+      'entry',
+      keys.map((key) => ({ key })),
+    );
   }
 
   async function consume(group: string, url = db.url): Promise<void> {
@@ -199,7 +191,7 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     // runs twice. One transaction emits it, so that it is claimed as one batch.
     const keys = ['d-1', 'd-2', 'fail-d', 'd-4'];
     runs.length = 0;
-    await emitTogether(keys);
+    await emitEntries(keys);
     await waitFor(async () => (await pending('isolated-after-failure')) === 0, {
       message: 'the second batch and its retry to be consumed',
     });
@@ -227,7 +219,7 @@ describe('batch isolation: optimistic batches, replayed with savepoints after a 
     ];
     for (const keys of batches) {
       runs.length = 0;
-      await emitTogether(keys);
+      await emitEntries(keys);
       await waitFor(async () => (await pending('savepoints')) === 0, {
         message: `the batch ${keys.join(', ')} and its retry to be consumed`,
       });

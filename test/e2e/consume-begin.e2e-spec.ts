@@ -8,11 +8,10 @@ import {
   ClientPostgres,
   POSTGRES_TRANSPORT,
   PostgresContext,
-  PostgresTransactionHost,
   ServerPostgres,
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { query, startClient } from '../helpers/transport.js';
+import { emitTogether, query, startClient } from '../helpers/transport.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** Every handler run: key and attempt. */
@@ -144,21 +143,16 @@ describe('consume transaction: BEGIN leaves with the first statement, COMMIT wit
     const size = 5;
     for (let b = 0; b < batches; b++) {
       const keys = Array.from({ length: size }, (_, i) => `iso-${b}-${i}`);
-      const emitting = new pg.Pool({ connectionString: db.url, max: 1 });
-      const connection = await emitting.connect();
-      try {
-        await connection.query('BEGIN');
-        await new PostgresTransactionHost(emitting).runWith(connection, async () => {
-          for (const key of keys) await lastValueFrom(client.emit('entry', { key }));
-        });
-        await connection.query(
-          `UPDATE nestjs_transport.messages SET attempts = 1 WHERE consumed_at IS NULL`,
-        );
-        await connection.query('COMMIT');
-      } finally {
-        connection.release();
-        await emitting.end();
-      }
+      await emitTogether(
+        db.url,
+        client,
+        'entry',
+        keys.map((key) => ({ key })),
+        (connection) =>
+          connection.query(
+            'UPDATE nestjs_transport.messages SET attempts = 1 WHERE consumed_at IS NULL',
+          ),
+      );
       await waitFor(async () => (await ledger(db.url)).length === (b + 1) * size);
     }
     expect(runs.map((run) => run.attempt)).toEqual(runs.map(() => 2));

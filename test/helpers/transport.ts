@@ -1,8 +1,10 @@
 import type { INestMicroservice, Provider, Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import pg from 'pg';
+import { lastValueFrom } from 'rxjs';
 import {
   ClientPostgres,
+  PostgresTransactionHost,
   ServerPostgres,
   type ClientPostgresOptions,
   type ServerPostgresOptions,
@@ -49,5 +51,31 @@ export async function query<R extends pg.QueryResultRow = any>(
     return (await client.query<R>(text, values)).rows;
   } finally {
     await client.end();
+  }
+}
+
+/**
+ * Emits one `pattern` event per payload in ONE transaction, so that a running consumer claims
+ * them together, in this order. `beforeCommit` runs last in that transaction.
+ */
+export async function emitTogether(
+  url: string,
+  client: ClientPostgres,
+  pattern: string,
+  payloads: unknown[],
+  beforeCommit?: (connection: pg.PoolClient) => Promise<unknown>,
+): Promise<void> {
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const connection = await pool.connect();
+  try {
+    await connection.query('BEGIN');
+    await new PostgresTransactionHost(pool).runWith(connection, async () => {
+      for (const payload of payloads) await lastValueFrom(client.emit(pattern, payload));
+    });
+    await beforeCommit?.(connection);
+    await connection.query('COMMIT');
+  } finally {
+    connection.release();
+    await pool.end();
   }
 }
