@@ -77,7 +77,7 @@ export class MessageRunner {
 
   /**
    * Runs one message inside the savepoint that is set on entry, and leaves a fresh one. With
-   * `deferred` savepoints, the savepoint statements leave with the next statement (see run);
+   * `deferred` savepoints, the savepoint statements leave with the next statement (see BatchProcessor.run);
    * otherwise BEGIN_BATCH set the first, and each message sends RELEASE and SAVEPOINT in one
    * round trip of their own, whose failure shows a failure the handler swallowed.
    */

@@ -132,8 +132,9 @@ export class TransactionWire {
   }
 
   /**
-   * The connection, for code that sends its own queries on it, with a deferred BEGIN sent
-   * first: its `query` waits its turn in the lane, and is refused once `ended()`.
+   * The connection, for code that sends its own queries on it, with what is due (a deferred
+   * BEGIN, the savepoint) sent first: its `query` waits its turn in the lane, and is refused
+   * once `ended()`.
    */
   handOut(ended: () => boolean): pg.ClientBase {
     this.sendDueAlone();
