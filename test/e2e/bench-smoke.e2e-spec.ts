@@ -23,6 +23,7 @@ import { drainWithStatements } from '../../bench/support/statement-floor.js';
 import { insertTransportBacklog } from '../../bench/support/transport-contender.js';
 import { createBusinessTable } from '../../bench/support/workload.js';
 import { migrate } from '../../lib/index.js';
+import { compareBuilds, renderComparison } from '../../bench/support/compare.js';
 
 const context: BenchContext = {
   serverUrl: process.env.DATABASE_URL!,
@@ -159,6 +160,29 @@ describe('benchmark scenarios on a tiny input', () => {
     expect(quarterMedian(samples, 1)).toBe(35);
     expect(quarterMedian(samples, 3)).toBe(85);
     expect(quarterMedian([7], 1)).toBe(7);
+  });
+
+  it('compare builds: this build against a built checkout, every workload, rows exact', async () => {
+    // The other checkout is this one's own build, in dist/.
+    const compared = await compareBuilds({
+      serverUrl: context.serverUrl,
+      otherRoot: process.cwd(),
+      workloads: ['publish', 'drain', 'isolated-drain'],
+      rounds: 1,
+      seconds: 0.2,
+      rows: 60,
+      log: () => undefined,
+    });
+    expect(compared.map((c) => c.workload)).toHaveLength(5);
+    for (const { mine, other } of compared) {
+      expect(mine).toHaveLength(1);
+      expect(other).toHaveLength(1);
+      expect(mine[0]).toBeGreaterThan(0);
+      expect(other[0]).toBeGreaterThan(0);
+    }
+    const table = renderComparison(compared, 'before');
+    expect(table).toContain('| Workload | this build, median | before, median |');
+    expect(table).not.toContain('NaN');
   });
 
   it('statement floor: plain pg loops drain the backlog in every savepoint mode', async () => {
