@@ -41,14 +41,84 @@ export class MessageRunner {
       await transaction.settled().catch(() => undefined);
       return result;
     }
+    const failed = await this.writesFailed(transaction, message, result);
+    if (failed) return failed;
+    await begun;
+    return (await this.swallowedFailure(client, transaction, message)) ?? result;
+  }
+
+  /**
+   * Runs one message inside the savepoint that is set on entry, and leaves a fresh one. With
+   * `deferred` savepoints, the savepoint statements leave with the next statement (see
+   * BatchProcessor.run); otherwise BEGIN_BATCH set the first, and each message sends RELEASE
+   * and SAVEPOINT in one round trip of their own, whose failure shows a failure the handler
+   * swallowed.
+   */
+  async isolated(
+    client: pg.PoolClient,
+    transaction: ActiveTransaction,
+    message: ClaimedMessage,
+    known: HandleResult | undefined,
+    deferred: boolean,
+  ): Promise<HandleResult> {
+    if (message.attempts > this.deps.maxAttempts) return this.diedDuringLastAttempt(message);
+    let result =
+      known ?? (await runInTransaction(transaction, () => this.deps.handle(message, transaction)));
+    if (!result.rollback) {
+      const failure =
+        (await this.writesFailed(transaction, message, result)) ??
+        (await this.keepWrites(client, transaction, message, deferred));
+      if (!failure) return result;
+      result = failure;
+    }
+    await transaction.settled().catch(() => undefined);
+    // Undoes the handler's writes; the savepoint stays set and clean.
+    await transaction.rollbackToSavepoint();
+    if (result.reply !== undefined) {
+      await this.writeReply(transaction, message, result.reply);
+      await freshSavepoint(transaction, deferred);
+    }
+    return result;
+  }
+
+  /**
+   * Waits for the writes of a handler that returned, then writes its reply; returns the failure
+   * of either, as the message's.
+   */
+  private async writesFailed(
+    transaction: ActiveTransaction,
+    message: ClaimedMessage,
+    result: HandleResult,
+  ): Promise<HandleResult | undefined> {
     try {
       await transaction.settled();
       if (result.reply !== undefined) await this.writeReply(transaction, message, result.reply);
+      return undefined;
     } catch (error) {
       return abortedBy((error as Error).message);
     }
-    await begun;
-    return (await this.swallowedFailure(client, transaction, message)) ?? result;
+  }
+
+  /**
+   * Keeps an isolated message's writes behind a fresh savepoint, or returns the failure that
+   * forbids it: the failed RELEASE of an aborted transaction, or, with deferred savepoints, the
+   * transaction status.
+   */
+  private async keepWrites(
+    client: pg.PoolClient,
+    transaction: ActiveTransaction,
+    message: ClaimedMessage,
+    deferred: boolean,
+  ): Promise<HandleResult | undefined> {
+    if (!deferred) {
+      return freshSavepoint(transaction, false).then(
+        () => undefined,
+        (error: Error) => abortedBy(error.message),
+      );
+    }
+    const failure = await this.swallowedFailure(client, transaction, message);
+    if (!failure) await freshSavepoint(transaction, true);
+    return failure;
   }
 
   /**
@@ -73,53 +143,6 @@ export class MessageRunner {
       );
     }
     return undefined;
-  }
-
-  /**
-   * Runs one message inside the savepoint that is set on entry, and leaves a fresh one. With
-   * `deferred` savepoints, the savepoint statements leave with the next statement (see BatchProcessor.run);
-   * otherwise BEGIN_BATCH set the first, and each message sends RELEASE and SAVEPOINT in one
-   * round trip of their own, whose failure shows a failure the handler swallowed.
-   */
-  async isolated(
-    client: pg.PoolClient,
-    transaction: ActiveTransaction,
-    message: ClaimedMessage,
-    known: HandleResult | undefined,
-    deferred: boolean,
-  ): Promise<HandleResult> {
-    if (message.attempts > this.deps.maxAttempts) return this.diedDuringLastAttempt(message);
-    let result =
-      known ?? (await runInTransaction(transaction, () => this.deps.handle(message, transaction)));
-    if (!result.rollback) {
-      try {
-        await transaction.settled();
-        if (result.reply !== undefined) await this.writeReply(transaction, message, result.reply);
-        if (!deferred) {
-          await transaction.control(NEXT_SAVEPOINT);
-          return result;
-        }
-      } catch (error) {
-        result = abortedBy((error as Error).message);
-      }
-    }
-    if (!result.rollback) {
-      const failure = await this.swallowedFailure(client, transaction, message);
-      if (!failure) {
-        transaction.renewSavepoint();
-        return result;
-      }
-      result = failure;
-    }
-    await transaction.settled().catch(() => undefined);
-    // Undoes the handler's writes; the savepoint stays set and clean.
-    await transaction.rollbackToSavepoint();
-    if (result.reply !== undefined) {
-      await this.writeReply(transaction, message, result.reply);
-      if (deferred) transaction.renewSavepoint();
-      else await transaction.control(NEXT_SAVEPOINT);
-    }
-    return result;
   }
 
   /** Its consumer died during the last allowed attempt (a crash counts as an attempt). */
@@ -148,6 +171,15 @@ export class MessageRunner {
       ]),
     );
   }
+}
+
+/**
+ * Keeps what was written since the savepoint and sets a fresh one: with the next statement
+ * (`deferred`), or now, in a round trip of its own.
+ */
+async function freshSavepoint(transaction: ActiveTransaction, deferred: boolean): Promise<void> {
+  if (deferred) transaction.renewSavepoint();
+  else await transaction.control(NEXT_SAVEPOINT);
 }
 
 /**

@@ -42,7 +42,7 @@ export class ActiveTransaction {
 
   constructor(
     /** The connection holding the open transaction. */
-    protected readonly connection: pg.ClientBase,
+    connection: pg.ClientBase,
     /** host:port/database of that connection: only clients on the same database join. */
     readonly target: string,
     /**
