@@ -15,9 +15,15 @@ import {
   type ScenarioResult,
 } from '../support/report.js';
 import { CpuMeter, type CpuUsage } from '../support/resources.js';
-import { median, nowMs, summarizeRuns, type RunSummary } from '../support/stats.js';
-import { BUSINESS_TABLE, INSERT_BUSINESS_ROW, insertBusinessRow } from '../support/workload.js';
-import { BENCH_GROUP } from '../support/transport-contender.js';
+import { median, summarizeRuns, type RunSummary } from '../support/stats.js';
+import {
+  BUSINESS_TABLE,
+  closedLoops,
+  INSERT_BUSINESS_ROW,
+  insertBusinessRow,
+  openConnections,
+} from '../support/workload.js';
+import { BENCH_GROUP, subscribeBenchGroup } from '../support/transport-contender.js';
 
 const SIZES = {
   tiny: { publishers: [1, 4], seconds: 0.3 },
@@ -203,25 +209,14 @@ async function measure(
   const publisher = variant.includes('-ours')
     ? await transportPublisher(url, pool, variant)
     : plainPublisher(pool, variant);
-  let next = 1;
-  let committed = 0;
   try {
     // Open every connection first, so the timed part does no connection set-up.
-    const clients = await Promise.all(Array.from({ length: publishers }, () => pool.connect()));
-    for (const client of clients) client.release();
+    await openConnections(pool, publishers);
     const meter = await CpuMeter.start(url);
-    const start = nowMs();
-    const deadline = start + seconds * 1000;
-    await Promise.all(
-      Array.from({ length: publishers }, async () => {
-        while (nowMs() < deadline) {
-          await publisher.publish(next++);
-          committed++;
-        }
-      }),
+    const { completed, perSecond } = await closedLoops(publishers, seconds, (n) =>
+      publisher.publish(n),
     );
-    const perSecond = (committed * 1000) / (nowMs() - start);
-    return { perSecond, committed, cpu: meter.stop() };
+    return { perSecond, committed: completed, cpu: meter.stop() };
   } finally {
     await publisher.close();
     await pool.end();
@@ -243,12 +238,7 @@ export const atomicPublishScenario: Scenario<AtomicPublishData> = {
         await query(db.url, BUSINESS_TABLE);
         await migrate(db.url);
         // The group must be subscribed for an emit to store a row; no consumer runs here.
-        await query(
-          db.url,
-          `INSERT INTO nestjs_transport.subscriptions (pattern, kind, group_name)
-           VALUES ($1, 'event', $2)`,
-          [BENCH_PATTERN, BENCH_GROUP],
-        );
+        await subscribeBenchGroup(db.url);
         for (const publishers of size.publishers) {
           for (const variant of rotate(VARIANTS, run + size.publishers.indexOf(publishers))) {
             await query(db.url, 'TRUNCATE business, nestjs_transport.messages');

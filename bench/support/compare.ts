@@ -1,6 +1,7 @@
-import pg from 'pg';
-import { inFreshDatabase, query } from './database.js';
+import { benchPool, inFreshDatabase, query } from './database.js';
 import { median, nowMs } from './stats.js';
+import { subscribeBenchGroup } from './transport-contender.js';
+import { closedLoops, openConnections } from './workload.js';
 
 /** The modules of one build of the library that a comparison drives. */
 interface Build {
@@ -114,13 +115,9 @@ async function publish(
     await build.workload.createBusinessTable(db.url);
     await build.contenders.TRANSPORT.prepare(db.url);
     // An emit stores a row only for a subscribed group; no consumer runs here.
-    await query(
-      db.url,
-      `INSERT INTO nestjs_transport.subscriptions (pattern, kind, group_name)
-       VALUES ('bench.entry', 'event', 'bench') ON CONFLICT DO NOTHING`,
-    );
+    await subscribeBenchGroup(db.url);
     await query(db.url, 'CHECKPOINT');
-    const pool = new pg.Pool({ connectionString: db.url, max: PUBLISHERS });
+    const pool = benchPool(db.url, PUBLISHERS);
     const host = new build.lib.PostgresTransactionHost(pool);
     const client = new build.lib.ClientPostgres({
       connectionString: db.url,
@@ -152,21 +149,9 @@ async function publish(
         }),
     };
     try {
-      const open = await Promise.all(Array.from({ length: PUBLISHERS }, () => pool.connect()));
-      for (const connection of open) connection.release();
-      let next = 1;
-      let committed = 0;
-      const start = nowMs();
-      const deadline = start + options.seconds * 1000;
-      await Promise.all(
-        Array.from({ length: PUBLISHERS }, async () => {
-          while (nowMs() < deadline) {
-            await transaction[variant](next++);
-            committed++;
-          }
-        }),
-      );
-      return (committed * 1000) / (nowMs() - start);
+      await openConnections(pool, PUBLISHERS);
+      const { perSecond } = await closedLoops(PUBLISHERS, options.seconds, transaction[variant]);
+      return perSecond;
     } finally {
       await client.close();
       await pool.end();

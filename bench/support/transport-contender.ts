@@ -16,6 +16,19 @@ import { query } from './database.js';
 import { INSERT_BUSINESS_ROW, type BenchPayload } from './workload.js';
 
 export const BENCH_GROUP = 'bench';
+
+/**
+ * Subscribes the bench group to the bench pattern with no consumer running, so that an emit
+ * stores a row: a scenario that only publishes needs it.
+ */
+export async function subscribeBenchGroup(url: string): Promise<void> {
+  await query(
+    url,
+    `INSERT INTO nestjs_transport.subscriptions (pattern, kind, group_name)
+     VALUES ($1, 'event', $2) ON CONFLICT DO NOTHING`,
+    [BENCH_PATTERN, BENCH_GROUP],
+  );
+}
 const HOOKS = Symbol('BENCH_HOOKS');
 const HANDLER_QUERY = Symbol('BENCH_HANDLER_QUERY');
 
