@@ -11,6 +11,7 @@ import {
   ServerPostgres,
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { watchQueries } from '../helpers/watched-queries.js';
 import { emitTogether, query, startClient } from '../helpers/transport.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -45,16 +46,8 @@ class LedgerController {
 function recordQueries(pool: pg.Pool): { texts: string[]; connections: () => number } {
   const texts: string[] = [];
   let connections = 0;
-  pool.on('connect', (client) => {
-    connections++;
-    const original = client.query.bind(client) as (...args: unknown[]) => unknown;
-    (client as { query: unknown }).query = (...args: unknown[]) => {
-      const [config] = args;
-      const named = config as { text?: string; name?: string } | undefined;
-      texts.push(typeof config === 'string' ? config : (named?.text ?? named?.name ?? ''));
-      return original(...args);
-    };
-  });
+  pool.on('connect', () => connections++);
+  watchQueries(pool, (text) => texts.push(text));
   return { texts, connections: () => connections };
 }
 

@@ -13,18 +13,15 @@ import {
   ServerPostgres,
   TransactionEndedError,
 } from '../../lib/index.js';
-import { recordBusyQueries } from '../helpers/busy-queries.js';
+import { recordBusyQueries } from '../helpers/watched-queries.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { query, startClient } from '../helpers/transport.js';
+import { query, startClient, subscribe } from '../helpers/transport.js';
 import { sleep, waitFor } from '../helpers/wait-for.js';
 
 // Statements made together in one transaction (emits nobody awaits, queries run with
 // Promise.all, a raw connection handed to other code) reach their connection one at a time and
 // in order: node-postgres 8 warns when a client executing a query is given another, and pg 9
 // stops queueing them.
-
-const SUBSCRIBE = `INSERT INTO nestjs_transport.subscriptions (pattern, group_name, kind)
-  VALUES ('issued', 'audit', 'event') ON CONFLICT DO NOTHING`;
 
 async function keysIn(url: string, table: string): Promise<string[]> {
   const rows = await query<{ key: string }>(url, `SELECT key FROM ${table} ORDER BY key`);
@@ -54,7 +51,7 @@ describe.each([false, true])(
     beforeAll(async () => {
       db = await createTestDatabase();
       client = await startClient(db.url);
-      await query(db.url, SUBSCRIBE);
+      await subscribe(db.url, 'issued', 'audit');
     });
 
     beforeEach(async () => {

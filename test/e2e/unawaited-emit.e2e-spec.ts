@@ -14,15 +14,12 @@ import {
 } from '../../lib/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { countRoundTrips } from '../helpers/round-trips.js';
-import { query, startServer } from '../helpers/transport.js';
+import { query, startServer, subscribe } from '../helpers/transport.js';
 import { sleep, waitFor } from '../helpers/wait-for.js';
 
 // An emit is hot: a handler may call it and return without awaiting it. Its write must still
 // land in the caller's transaction, including the first emit of a client, which waits for the
 // client to connect before it writes anything.
-
-const SUBSCRIBE = `INSERT INTO nestjs_transport.subscriptions (pattern, group_name, kind)
-  VALUES ('issued', 'audit', 'event') ON CONFLICT DO NOTHING`;
 
 /** The transaction ids that wrote each table's rows with `key`, as text. */
 async function writers(url: string, key: string): Promise<{ items: string[]; messages: string[] }> {
@@ -49,7 +46,7 @@ describe('an emit nobody awaits, inside PostgresTransactionHost.run', () => {
     const migrating = new ClientPostgres({ connectionString: db.url });
     await migrating.connect();
     await migrating.close();
-    await query(db.url, SUBSCRIBE);
+    await subscribe(db.url, 'issued', 'audit');
   });
 
   beforeEach(() => {
@@ -361,7 +358,7 @@ describe('an emit nobody awaits, inside a consume handler', () => {
     ({ app } = await startServer(db.url, [TicketController], { group: 'tickets', maxAttempts: 1 }, [
       { provide: ISSUER, useValue: issuer },
     ]));
-    await query(db.url, SUBSCRIBE);
+    await subscribe(db.url, 'issued', 'audit');
     sender = new ClientPostgres({ connectionString: db.url });
     await sender.connect();
   });

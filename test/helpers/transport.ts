@@ -79,3 +79,16 @@ export async function emitTogether(
     await pool.end();
   }
 }
+
+/**
+ * Subscribes `group` to `pattern` events without starting a consumer, so that emits store rows
+ * for it.
+ */
+export async function subscribe(url: string, pattern: string, group: string): Promise<void> {
+  await query(
+    url,
+    `INSERT INTO nestjs_transport.subscriptions (pattern, group_name, kind)
+     VALUES ($1, $2, 'event') ON CONFLICT DO NOTHING`,
+    [pattern, group],
+  );
+}
