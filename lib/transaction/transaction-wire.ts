@@ -58,8 +58,10 @@ export class TransactionWire {
 
   /** Sends a statement, with BEGIN and the message savepoint if they are still deferred. */
   send<R extends pg.QueryResultRow = any>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    if (!this.beginDeferred && this.savepointDue === 'none') {
+      return this.lane.send(() => this.connection.query<R>(config));
+    }
     const due = this.dueStatements();
-    if (due.length === 0) return this.lane.send(() => this.connection.query<R>(config));
     if (!canFold(this.connection, config, ...due)) {
       // Sent in order: BEGIN (or the savepoint), then the statement. A text without parameters
       // keeps the simple protocol; the connection's first transaction prepares BEGIN and the
